@@ -8,6 +8,7 @@ import { InvalidArgumentError, isZmqPatternsError } from "./errors.js";
 import { shutdownOnSignals } from "./lifecycle.js";
 import { createLogger, type Logger } from "./logger.js";
 import { checkEndpoint } from "./options.js";
+import { FaultSimulator } from "./simulation.js";
 
 /** One `--flag` of a command. */
 export interface CliOptionSpec {
@@ -107,11 +108,20 @@ export function defineCommand<const O extends Record<string, CliOptionSpec>>(
   return spec;
 }
 
+/** The spec of an endpoint option with a default, as {@link bindOption} returns. */
+export interface EndpointOptionSpec {
+  type: "string";
+  description: string;
+  default: string;
+  placeholder: string;
+  endpoint: true;
+}
+
 /** The conventional `--bind <endpoint>` option. */
 export function bindOption(
   defaultEndpoint: string,
   description = "endpoint to bind",
-): CliOptionSpec {
+): EndpointOptionSpec {
   return {
     type: "string",
     description,
@@ -125,7 +135,7 @@ export function bindOption(
 export function connectOption(
   defaultEndpoint: string,
   description = "endpoint to connect to",
-): CliOptionSpec {
+): EndpointOptionSpec {
   return {
     type: "string",
     description,
@@ -354,4 +364,53 @@ function commandHelp(spec: CliSpec, name: string, command: CliCommandSpec): stri
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The Guide's failure-injection flags shared by demo servers and workers; turn the parsed values
+ * into a simulator with {@link faultSimulatorFromCli}.
+ */
+export const faultCliOptions = {
+  "crash-after": {
+    type: "number",
+    integer: true,
+    default: 0,
+    placeholder: "n",
+    description: "requests handled normally before simulated faults may start",
+  },
+  "crash-probability": {
+    type: "number",
+    default: 0,
+    placeholder: "p",
+    description: "chance per request (0-1) of simulating a crash (the process exits)",
+  },
+  "slow-probability": {
+    type: "number",
+    default: 0,
+    placeholder: "p",
+    description: "chance per request (0-1) of simulating overload",
+  },
+  "slow-ms": {
+    type: "number",
+    default: 3000,
+    placeholder: "ms",
+    description: "extra time an overloaded request takes",
+  },
+  "work-ms": {
+    type: "number",
+    default: 0,
+    placeholder: "ms",
+    description: "time every request takes",
+  },
+} as const satisfies Record<string, CliOptionSpec>;
+
+/** A {@link FaultSimulator} configured from {@link faultCliOptions} values. */
+export function faultSimulatorFromCli(values: CliValues<typeof faultCliOptions>): FaultSimulator {
+  return new FaultSimulator({
+    crashAfter: values["crash-after"],
+    crashProbability: values["crash-probability"],
+    slowProbability: values["slow-probability"],
+    slowMs: values["slow-ms"],
+    workMs: values["work-ms"],
+  });
 }

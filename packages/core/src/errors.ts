@@ -37,6 +37,20 @@ export class TimeoutError extends ZmqPatternsError {
 }
 
 /**
+ * A request got no valid reply after every attempt, so the client gave up (the Guide's "server
+ * seems to be offline, abandoning"). A {@link TimeoutError}: its code is `TIMEOUT`.
+ */
+export class RequestAbandonedError extends TimeoutError {
+  /** Sends made before giving up. */
+  readonly attempts: number;
+
+  constructor(message: string, attempts: number, timeoutMs: number, options?: ErrorOptions) {
+    super(message, timeoutMs, options);
+    this.attempts = attempts;
+  }
+}
+
+/**
  * A peer sent something that does not follow the protocol. `reason` is a short, stable
  * description suitable for counting (e.g. `"missing frame: service"`).
  */

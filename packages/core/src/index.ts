@@ -24,6 +24,9 @@ export {
   type CliValues,
   connectOption,
   defineCommand,
+  type EndpointOptionSpec,
+  faultCliOptions,
+  faultSimulatorFromCli,
   runCli,
 } from "./cli.js";
 export { Counters } from "./counters.js";
@@ -45,6 +48,7 @@ export {
   isZmqPatternsError,
   ProtocolError,
   QueueFullError,
+  RequestAbandonedError,
   TimeoutError,
   ZmqPatternsError,
 } from "./errors.js";
@@ -85,8 +89,10 @@ export {
   type ReceiverOptions,
 } from "./receiver.js";
 export { type SendableSocket, SendQueue, type SendQueueOptions } from "./send-queue.js";
+export { type FaultDecision, FaultSimulator, type FaultSimulatorOptions } from "./simulation.js";
 export { Backoff, type BackoffOptions } from "./timing/backoff.js";
 export { type Clock, systemClock, type TimerHandle } from "./timing/clock.js";
 export { ExpiryList, type ExpiryListOptions } from "./timing/expiry.js";
 export { Heartbeater, type HeartbeaterOptions } from "./timing/heartbeat.js";
 export { Liveness } from "./timing/liveness.js";
+export { sleep } from "./timing/sleep.js";

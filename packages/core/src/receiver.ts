@@ -3,8 +3,8 @@
  * @module
  */
 import type { Readable } from "zeromq";
+import { Deque } from "./deque.js";
 import { type AbortedError, abortReason, ClosedError, TimeoutError } from "./errors.js";
-import { Deque } from "./internal/deque.js";
 import { checkDuration, checkInteger } from "./options.js";
 
 /** A socket the receiver can read from. */

@@ -3,9 +3,9 @@
  * @module
  */
 import type { Writable } from "zeromq";
+import { Deque } from "./deque.js";
 import { ClosedError } from "./errors.js";
 import { type FrameLike, toFrames } from "./frame.js";
-import { Deque } from "./internal/deque.js";
 import { checkInteger } from "./options.js";
 
 /** A socket the queue can write to. */

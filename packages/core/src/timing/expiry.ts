@@ -41,10 +41,13 @@ export class ExpiryList<K, V = undefined> {
     return this.#entries.size;
   }
 
-  /** Sets (or refreshes) `key`'s deadline to now + TTL, moving it to the tail. */
-  touch(key: K, ...value: V extends undefined ? [value?: V] : [value: V]): void {
+  /**
+   * Sets (or refreshes) `key`'s deadline to now + TTL, moving it to the tail. Without `value`, an
+   * entry keeps the value it had.
+   */
+  touch(key: K, value?: V): void {
     const existing = this.#entries.get(key);
-    const stored = (value.length > 0 ? value[0] : existing?.value) as V;
+    const stored = (value === undefined ? existing?.value : value) as V;
     this.#entries.delete(key);
     this.#entries.set(key, { value: stored, deadline: this.#clock.now() + this.ttlMs });
     if (this.#running && this.#timer === undefined) this.#arm();

@@ -1,20 +1,29 @@
-/** A FIFO queue with O(1) push and shift (plain arrays shift in O(n)). */
+/**
+ * `Deque`: a FIFO queue with O(1) push and shift.
+ * @module
+ */
+
+/** A FIFO queue with O(1) push and shift (a plain array shifts in O(n)). */
 export class Deque<T> {
   #items: (T | undefined)[] = [];
   #head = 0;
 
+  /** Number of items. */
   get length(): number {
     return this.#items.length - this.#head;
   }
 
+  /** Adds an item at the tail. */
   push(item: T): void {
     this.#items.push(item);
   }
 
+  /** The head item, without removing it. */
   peek(): T | undefined {
     return this.#items[this.#head];
   }
 
+  /** Removes and returns the head item. */
   shift(): T | undefined {
     if (this.#head >= this.#items.length) return undefined;
     const item = this.#items[this.#head];

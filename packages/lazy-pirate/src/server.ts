@@ -58,6 +58,7 @@ export class LazyPirateServer extends EventEmitter<LazyPirateServerEvents> imple
   readonly #simulator: FaultSimulator;
   readonly #logger: Logger;
   readonly #bind: string;
+  readonly #closing = new AbortController();
 
   private constructor(options: LazyPirateServerOptions) {
     super();
@@ -69,6 +70,7 @@ export class LazyPirateServer extends EventEmitter<LazyPirateServerEvents> imple
         : new FaultSimulator(options.simulate);
     this.#logger = options.logger ?? createLogger("lazy-pirate:server");
     this.#socket = this.#stack.socket(new Reply());
+    this.#stack.defer(() => this.#closing.abort());
   }
 
   /** Binds and starts serving. */
@@ -116,8 +118,13 @@ export class LazyPirateServer extends EventEmitter<LazyPirateServerEvents> imple
       }
       if (decision.kind === "slow")
         this.#logger.info("simulating CPU overload", { cycle: decision.cycle });
-      if (decision.delayMs > 0) await sleep(decision.delayMs);
-      if (this.#stack.closed) return;
+      if (decision.delayMs > 0) {
+        try {
+          await sleep(decision.delayMs, { signal: this.#closing.signal });
+        } catch {
+          return; // closed while working
+        }
+      }
       try {
         const reply = toFrames(await this.#handler(request));
         await this.#socket.send(reply);

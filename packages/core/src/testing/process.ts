@@ -26,6 +26,8 @@ export interface StartProcessOptions {
   readyPattern?: RegExp;
   /** How long to wait for the ready line before killing the process. Default 15,000 ms. */
   readyTimeoutMs?: number;
+  /** Called with every line the process prints, as it prints it (demos use it to narrate). */
+  onOutput?: (line: OutputLine) => void;
 }
 
 /** How a child process ended: exactly one of `code` and `signal` is set after a normal exit. */
@@ -342,6 +344,7 @@ class Handle implements ChildProcessHandle {
       this.output.push(text);
       this.lines.push(line);
       if (this.#debug) process.stderr.write(`[${this.name}] ${text}\n`);
+      this.#options.onOutput?.(line);
       for (const listener of [...run.lineListeners]) listener(line);
     };
     readLines(child.stdout!, (text) => onLine("stdout", text));

@@ -1,28 +1,35 @@
 /**
- * `sleep`: an abortable delay that never keeps the process alive.
+ * `sleep`: an abortable delay.
  * @module
  */
 import { abortReason } from "../errors.js";
-import { type Clock, systemClock } from "./clock.js";
+import type { Clock } from "./clock.js";
 
 /**
- * Resolves after `ms` on an unref'd timer; rejects with `AbortedError` when `signal` aborts.
+ * Resolves after `ms`; rejects with `AbortedError` when `signal` aborts. The timer keeps the
+ * process alive like any pending work, so owners abort it on close. With a `clock`, the delay
+ * runs on that clock instead.
  */
-export function sleep(
-  ms: number,
-  options: { signal?: AbortSignal; clock?: Clock } = {},
-): Promise<void> {
-  const { signal, clock = systemClock } = options;
+export function sleep(ms: number, options: { signal?: AbortSignal; clock?: Clock } = {}): Promise<void> {
+  const { signal, clock } = options;
   if (signal?.aborted) return Promise.reject(abortReason(signal));
   return new Promise((resolve, reject) => {
     const onAbort = () => {
-      timer.cancel();
+      cancel();
       reject(abortReason(signal as AbortSignal));
     };
-    const timer = clock.setTimeout(() => {
+    const done = () => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
-    }, ms);
+    };
+    let cancel: () => void;
+    if (clock) {
+      const handle = clock.setTimeout(done, ms);
+      cancel = () => handle.cancel();
+    } else {
+      const timer = setTimeout(done, Math.max(0, ms));
+      cancel = () => clearTimeout(timer);
+    }
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -30,6 +30,7 @@ export {
   runCli,
 } from "./cli.js";
 export { Counters } from "./counters.js";
+export { Deque } from "./deque.js";
 export {
   type Envelope,
   identityFromKey,

@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { Dealer, Router } from "zeromq";
 import { describe, expect, it } from "vitest";
+import { Dealer, Router } from "zeromq";
 import { CloseStack, closeSocket } from "../src/index.js";
 import { nodeCommand, startProcess } from "../src/testing/index.js";
 
@@ -69,7 +69,10 @@ describe("process lifecycle", () => {
   });
 
   it.each(["SIGINT", "SIGTERM"] as const)("a CLI closes and exits with 0 on %s", async (signal) => {
-    const child = await startProcess({ ...nodeCommand(join(fixtures, "signals.ts")), name: "signals" });
+    const child = await startProcess({
+      ...nodeCommand(join(fixtures, "signals.ts")),
+      name: "signals",
+    });
     child.kill(signal).catch(() => {});
     const exit = await child.waitForExit(10_000);
     expect(exit.code).toBe(0);

@@ -1,6 +1,6 @@
-import { Dealer, Router } from "zeromq";
 import { afterEach, describe, expect, it } from "vitest";
-import { AbortedError, CloseStack, ClosedError, Receiver, TimeoutError } from "../src/index.js";
+import { Dealer, Router } from "zeromq";
+import { AbortedError, ClosedError, CloseStack, Receiver, TimeoutError } from "../src/index.js";
 
 const stacks: CloseStack[] = [];
 afterEach(async () => {
@@ -38,7 +38,9 @@ describe("Receiver", () => {
     const pending = receiver.receive({ signal: controller.signal });
     controller.abort();
     await expect(pending).rejects.toBeInstanceOf(AbortedError);
-    await expect(receiver.receive({ signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "ABORTED" });
+    await expect(receiver.receive({ signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: "ABORTED",
+    });
     await router.send([id, "after abort"]);
     expect((await receiver.receive({ timeoutMs: 5000 })).map(String)).toEqual(["after abort"]);
   });

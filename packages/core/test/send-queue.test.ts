@@ -1,6 +1,6 @@
-import { Dealer, Router } from "zeromq";
 import { afterEach, describe, expect, it } from "vitest";
-import { CloseStack, ClosedError, Receiver, SendQueue } from "../src/index.js";
+import { Dealer, Router } from "zeromq";
+import { ClosedError, CloseStack, Receiver, SendQueue } from "../src/index.js";
 
 const stack: CloseStack[] = [];
 afterEach(async () => {

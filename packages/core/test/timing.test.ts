@@ -16,14 +16,20 @@ describe("Backoff", () => {
   it("applies jitter within the configured fraction", () => {
     let r = 0;
     const values = [0, 0.5, 0.999];
-    const backoff = new Backoff({ initialMs: 1000, jitter: 0.2, random: () => values[r++ % 3] as number });
+    const backoff = new Backoff({
+      initialMs: 1000,
+      jitter: 0.2,
+      random: () => values[r++ % 3] as number,
+    });
     expect(backoff.next()).toBe(800);
     expect(backoff.next()).toBe(2000);
     expect(backoff.next()).toBeGreaterThan(4700);
   });
 
   it("rejects bad options with INVALID_ARGUMENT", () => {
-    expect(() => new Backoff({ initialMs: -1 })).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+    expect(() => new Backoff({ initialMs: -1 })).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT" }),
+    );
     expect(() => new Backoff({ initialMs: 10, maxMs: 5 })).toThrow(/maxMs/);
     expect(() => new Backoff({ factor: 0.5 })).toThrow(/factor/);
     expect(() => new Backoff({ jitter: 2 })).toThrow(/jitter/);
@@ -71,7 +77,13 @@ describe("Heartbeater", () => {
   it("declares the peer dead after `liveness` silent intervals, never while it talks", () => {
     const clock = new ManualClock();
     let dead = 0;
-    const hb = new Heartbeater({ intervalMs: 1000, liveness: 3, clock, onBeat: () => {}, onPeerDead: () => dead++ });
+    const hb = new Heartbeater({
+      intervalMs: 1000,
+      liveness: 3,
+      clock,
+      onBeat: () => {},
+      onPeerDead: () => dead++,
+    });
     hb.start();
     for (let i = 0; i < 10; i++) {
       clock.advance(900);
@@ -88,9 +100,15 @@ describe("Heartbeater", () => {
   it("declares death between liveness and liveness+1 intervals after the last message", () => {
     const clock = new ManualClock();
     let deadAt = -1;
-    const hb = new Heartbeater({ intervalMs: 1000, liveness: 3, clock, onBeat: () => {}, onPeerDead: () => {
-      if (deadAt < 0) deadAt = clock.now();
-    } });
+    const hb = new Heartbeater({
+      intervalMs: 1000,
+      liveness: 3,
+      clock,
+      onBeat: () => {},
+      onPeerDead: () => {
+        if (deadAt < 0) deadAt = clock.now();
+      },
+    });
     hb.start();
     clock.advance(1500);
     hb.touch(); // last sign of life at 1500
@@ -154,7 +172,11 @@ describe("ExpiryList", () => {
   it("runs one timer for the head and reports expiries as they fall due", () => {
     const clock = new ManualClock();
     const expired: string[] = [];
-    const list = new ExpiryList<string>({ ttlMs: 1000, clock, onExpire: (key) => expired.push(key) });
+    const list = new ExpiryList<string>({
+      ttlMs: 1000,
+      clock,
+      onExpire: (key) => expired.push(key),
+    });
     list.start();
     list.touch("a");
     clock.advance(500);
@@ -177,7 +199,11 @@ describe("ExpiryList", () => {
   it("keeps 10,000 peers and expires the silent ones without touching the rest", () => {
     const clock = new ManualClock();
     const expired: number[] = [];
-    const list = new ExpiryList<number>({ ttlMs: 3000, clock, onExpire: (key) => expired.push(key) });
+    const list = new ExpiryList<number>({
+      ttlMs: 3000,
+      clock,
+      onExpire: (key) => expired.push(key),
+    });
     list.start();
     for (let i = 0; i < 10_000; i++) list.touch(i);
     clock.advance(2000);
@@ -191,6 +217,8 @@ describe("ExpiryList", () => {
   });
 
   it("rejects a non-positive TTL", () => {
-    expect(() => new ExpiryList({ ttlMs: 0 })).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+    expect(() => new ExpiryList({ ttlMs: 0 })).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT" }),
+    );
   });
 });

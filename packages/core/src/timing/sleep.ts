@@ -10,7 +10,10 @@ import type { Clock } from "./clock.js";
  * process alive like any pending work, so owners abort it on close. With a `clock`, the delay
  * runs on that clock instead.
  */
-export function sleep(ms: number, options: { signal?: AbortSignal; clock?: Clock } = {}): Promise<void> {
+export function sleep(
+  ms: number,
+  options: { signal?: AbortSignal; clock?: Clock } = {},
+): Promise<void> {
   const { signal, clock } = options;
   if (signal?.aborted) return Promise.reject(abortReason(signal));
   return new Promise((resolve, reject) => {

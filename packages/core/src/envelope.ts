@@ -6,7 +6,7 @@
  * @module
  */
 import { ProtocolError } from "./errors.js";
-import { EMPTY_FRAME, type FrameLike, isEmptyFrame, toFrame } from "./frame.js";
+import { EMPTY_FRAME, type FrameLike, isEmptyFrame, isPrintable, toFrame } from "./frame.js";
 import { Msg } from "./msg.js";
 
 /** A message split at its first empty delimiter. */
@@ -70,4 +70,20 @@ export function identityFromKey(key: string): Buffer {
     throw new ProtocolError("identity key is not hex");
   }
   return Buffer.from(key, "hex");
+}
+
+/**
+ * A routing identity for people: the text when every byte is printable (`worker-a`), otherwise
+ * hex (`00a38e1f29`). Accepts the identity or its {@link identityKey}.
+ */
+export function describeIdentity(identity: Uint8Array | string): string {
+  let bytes: Buffer;
+  try {
+    bytes = typeof identity === "string" ? identityFromKey(identity) : Buffer.from(identity);
+  } catch {
+    return String(identity);
+  }
+  return bytes.byteLength > 0 && isPrintable(bytes)
+    ? bytes.toString("latin1")
+    : bytes.toString("hex");
 }

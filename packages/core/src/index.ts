@@ -32,6 +32,7 @@ export {
 export { Counters } from "./counters.js";
 export { Deque } from "./deque.js";
 export {
+  describeIdentity,
   type Envelope,
   identityFromKey,
   identityKey,

@@ -7,6 +7,7 @@ import {
   bindOption,
   connectOption,
   defineCommand,
+  describeIdentity,
   faultCliOptions,
   faultSimulatorFromCli,
   runCli,
@@ -70,13 +71,17 @@ const queue = defineCommand({
       unknownWorkerHeartbeat: o["register-unknown"] ? "register" : "ignore",
     });
     ctx.onShutdown(() => pirate.close());
-    pirate.on("workerReady", ({ worker }) => ctx.logger.info(`worker ready ${worker}`));
-    pirate.on("workerExpired", ({ worker, busy }) =>
-      ctx.logger.warn(`worker expired ${worker}${busy ? " (while busy)" : ""}`),
+    pirate.on("workerReady", ({ worker }) =>
+      ctx.logger.info(`worker ready ${describeIdentity(worker)}`),
     );
-    pirate.on("requestDispatched", ({ worker }) => ctx.logger.debug(`request sent to ${worker}`));
+    pirate.on("workerExpired", ({ worker, busy }) =>
+      ctx.logger.warn(`worker expired ${describeIdentity(worker)}${busy ? " (while busy)" : ""}`),
+    );
+    pirate.on("requestDispatched", ({ worker }) =>
+      ctx.logger.debug(`request sent to ${describeIdentity(worker)}`),
+    );
     pirate.on("dropped", ({ reason, side, from }) =>
-      ctx.logger.warn(`dropped message from ${side} ${from}: ${reason}`),
+      ctx.logger.warn(`dropped message from ${side} ${describeIdentity(from)}: ${reason}`),
     );
     if (o["stats-interval"] > 0) {
       const timer = setInterval(

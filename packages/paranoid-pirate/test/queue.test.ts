@@ -96,7 +96,9 @@ describe("ParanoidPirateQueue", () => {
       );
       await registered;
     }
-    const client = track(new LazyPirateClient({ endpoint: q.endpoints.frontend, timeoutMs: 2000, retries: 1 }));
+    const client = track(
+      new LazyPirateClient({ endpoint: q.endpoints.frontend, timeoutMs: 2000, retries: 1 }),
+    );
     const order: string[] = [];
     for (let i = 0; i < 6; i++) order.push(String((await client.request("who?"))[0]));
     expect(order).toEqual(["0", "1", "2", "0", "1", "2"]);

@@ -3,12 +3,12 @@
  * @module
  */
 import { abortReason } from "../errors.js";
-import type { Clock } from "./clock.js";
+import { type Clock, systemClock } from "./clock.js";
 
 /**
- * Resolves after `ms`; rejects with `AbortedError` when `signal` aborts. The timer keeps the
- * process alive like any pending work, so owners abort it on close. With a `clock`, the delay
- * runs on that clock instead.
+ * Resolves after `ms`; rejects with `AbortedError` when `signal` aborts. On the system clock the
+ * timer keeps the process alive like any pending work (a worker waiting to reconnect has no
+ * socket open), so owners abort it on close. With another `clock` (a test's), it runs on that.
  */
 export function sleep(
   ms: number,
@@ -26,7 +26,7 @@ export function sleep(
       resolve();
     };
     let cancel: () => void;
-    if (clock) {
+    if (clock && clock !== systemClock) {
       const handle = clock.setTimeout(done, ms);
       cancel = () => handle.cancel();
     } else {

@@ -17,10 +17,7 @@ async function fakeQueue() {
   return queue;
 }
 
-async function worker(
-  options: ConstructorParameters<typeof Object>[0] &
-    Parameters<typeof ParanoidPirateWorker.start>[0],
-) {
+async function worker(options: ParanoidPirateWorkerOptions) {
   const w = await ParanoidPirateWorker.start({ heartbeatIntervalMs: 100, ...options });
   cleanup.push(w);
   return w;

@@ -12,6 +12,7 @@
  *
  * The test kit lives at `@zmq-patterns/core/testing`.
  * @module
+ * @mergeModuleWith <project>
  */
 export {
   bindOption,

@@ -42,7 +42,7 @@ export interface LazyPirateClientOptions {
   /**
    * Checks a reply (the Guide's client checks that the server echoed its sequence number). A
    * reply that fails the check is discarded without consuming a retry: the client reconnects and
-   * resends at once, up to `retries` times per request, then rejects with a {@link ProtocolError}.
+   * resends at once, up to `retries` times per request, then rejects with a {@link @zmq-patterns/core!ProtocolError | ProtocolError}.
    */
   validateReply?: (reply: Buffer[], request: Buffer[]) => boolean;
   /** Where to log. Default: quiet unless `ZMQ_PATTERNS_DEBUG` enables `lazy-pirate:client`. */
@@ -110,9 +110,9 @@ export class LazyPirateClient extends EventEmitter<LazyPirateClientEvents> imple
   /**
    * Sends `body` (one frame or several) and resolves with the reply frames.
    *
-   * @throws {@link RequestAbandonedError} (code `TIMEOUT`) after `retries` sends without reply;
-   * {@link ProtocolError} after `retries` invalid replies; `AbortedError` when `signal` aborts;
-   * {@link ClosedError} when the client is closed.
+   * @throws {@link @zmq-patterns/core!RequestAbandonedError | RequestAbandonedError} (code `TIMEOUT`) after `retries` sends without reply;
+   * {@link @zmq-patterns/core!ProtocolError | ProtocolError} after `retries` invalid replies; `AbortedError` when `signal` aborts;
+   * {@link @zmq-patterns/core!ClosedError | ClosedError} when the client is closed.
    */
   request(body: FrameLike | readonly FrameLike[], options: RequestOptions = {}): Promise<Buffer[]> {
     const frames = toFrames(typeof body === "string" || body instanceof Uint8Array ? [body] : body);
@@ -123,7 +123,7 @@ export class LazyPirateClient extends EventEmitter<LazyPirateClientEvents> imple
     return run;
   }
 
-  /** Closes the socket (linger 0); pending and later requests reject with {@link ClosedError}. Idempotent. */
+  /** Closes the socket (linger 0); pending and later requests reject with {@link @zmq-patterns/core!ClosedError | ClosedError}. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#discardSocket();

@@ -50,7 +50,7 @@ export type QueueMessage = { type: "heartbeat" } | ({ type: "request" } & Routed
  * command and must be exactly `0x01` or `0x02`; anything longer is a reply and must carry an
  * address stack, an empty delimiter and at least one content part (PPP-R4).
  *
- * @throws {@link ProtocolError} naming what is wrong.
+ * @throws {@link @zmq-patterns/core!ProtocolError | ProtocolError} naming what is wrong.
  */
 export function decodeWorkerMessage(frames: readonly Buffer[]): WorkerMessage {
   if (frames.length === 0) throw new ProtocolError("empty message");
@@ -67,7 +67,7 @@ export function decodeWorkerMessage(frames: readonly Buffer[]): WorkerMessage {
  * Decodes a queue message at the worker: `[0x02]` is a heartbeat; a request carries an address
  * stack, an empty delimiter and at least one content part.
  *
- * @throws {@link ProtocolError} naming what is wrong.
+ * @throws {@link @zmq-patterns/core!ProtocolError | ProtocolError} naming what is wrong.
  */
 export function decodeQueueMessage(frames: readonly Buffer[]): QueueMessage {
   if (frames.length === 0) throw new ProtocolError("empty message");
@@ -82,7 +82,7 @@ export function decodeQueueMessage(frames: readonly Buffer[]): QueueMessage {
  * Decodes a client request as the frontend ROUTER delivers it: `[C][""][body...]`, or a longer
  * address stack when the client sits behind other ROUTERs.
  *
- * @throws {@link ProtocolError} naming what is wrong.
+ * @throws {@link @zmq-patterns/core!ProtocolError | ProtocolError} naming what is wrong.
  */
 export function decodeClientRequest(frames: readonly Buffer[]): Routed {
   return decodeRouted(frames, "request");

@@ -100,7 +100,8 @@ export function formatFields(fields: LogFields | undefined): string {
 }
 
 function formatValue(value: unknown): string {
-  if (Buffer.isBuffer(value)) return value.toString("hex");
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex");
   if (typeof value === "string")
     return /^[\w.:/@*+-]+$/.test(value) ? value : JSON.stringify(value);
   if (value instanceof Error) return JSON.stringify(value.message);

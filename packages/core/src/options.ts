@@ -39,7 +39,7 @@ const ENDPOINT =
 export function checkEndpoint(name: string, value: string): string {
   if (typeof value !== "string" || !ENDPOINT.test(value)) {
     throw new InvalidArgumentError(
-      `${name} must be a ZeroMQ endpoint such as tcp://localhost:5555, got ${JSON.stringify(value)}`,
+      `${name} must be a ZeroMQ endpoint such as tcp://localhost:5555, got ${typeof value === "string" ? JSON.stringify(value) : String(value)}`,
     );
   }
   const port = /^tcp:\/\/.*:(\d+)$/.exec(value)?.[1];

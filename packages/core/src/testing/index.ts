@@ -24,6 +24,17 @@ export {
   type WaitForLineOptions,
 } from "./process.js";
 export {
+  checkPython,
+  DEFAULT_PYTHON,
+  findPythonPeersDir,
+  type PythonCheck,
+  type PythonCommand,
+  pythonCommand,
+  pythonExecutable,
+  type StartPythonPeerOptions,
+  startPythonPeer,
+} from "./python.js";
+export {
   Tap,
   type TapBindOptions,
   type TapConnectRouterOptions,

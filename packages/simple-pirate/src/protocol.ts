@@ -50,7 +50,7 @@ export type BackendMessage =
 /**
  * Decodes what the frontend ROUTER received from a client, `[C][""][request...]`.
  *
- * @throws {@link ProtocolError} when the delimiter or the request body is missing.
+ * @throws {@link @zmq-patterns/core!ProtocolError | ProtocolError} when the delimiter or the request body is missing.
  */
 export function decodeFrontend(frames: readonly Buffer[]): ClientMessage {
   const reader = new FrameReader(frames);
@@ -66,7 +66,7 @@ export function decodeFrontend(frames: readonly Buffer[]): ClientMessage {
  * READY is recognised by the whole message, not by the first byte after the worker's
  * delimiter, so a reply to a client whose identity starts with `0x01` is still a reply.
  *
- * @throws {@link ProtocolError} when the message is neither.
+ * @throws {@link @zmq-patterns/core!ProtocolError | ProtocolError} when the message is neither.
  */
 export function decodeBackend(frames: readonly Buffer[]): BackendMessage {
   const reader = new FrameReader(frames);
@@ -97,7 +97,7 @@ export function encodeReady(): Buffer[] {
 /**
  * Decodes what a worker's REQ socket received from the queue, `[C][""][request...]`.
  *
- * @throws {@link ProtocolError} when the client envelope, its delimiter or the body is missing.
+ * @throws {@link @zmq-patterns/core!ProtocolError | ProtocolError} when the client envelope, its delimiter or the body is missing.
  */
 export function decodeWorkerRequest(frames: readonly Buffer[]): ClientMessage {
   const reader = new FrameReader(frames);

@@ -18,8 +18,10 @@ export interface RoundTripCeiling extends ThroughputSummary {
 }
 
 /**
- * The transport ceilings measured by `packages/core/bench/ceilings.bench.ts`, over tcp on
- * 127.0.0.1, each the median of the runs. A pattern's benchmark compares itself to these.
+ * The transport ceilings measured by `measureCeilings` (run by
+ * `packages/core/bench/ceilings.bench.ts`), over tcp on 127.0.0.1, each the median of the runs.
+ * A pattern's benchmark measures the ceiling it compares itself to in its own run (`startX` or
+ * `measureX` of `ceilings.ts`) rather than reading these from an earlier run.
  */
 export interface CoreCeilings {
   /** DEALER client -> ROUTER echo server, window of in-flight requests; two processes, one hop. */

@@ -2,18 +2,40 @@
  * Shared helpers for the zmq-patterns benchmarks.
  * @packageDocumentation
  */
+
+export { type NodeCommand, nodeCommand } from "@zmq-patterns/core/testing";
+export { announceReady, READY_PATTERN } from "./announce.js";
+export {
+  CEILING_HWM,
+  CEILING_PAYLOAD_BYTES,
+  CEILING_WINDOW,
+  type Ceiling,
+  type CeilingOptions,
+  type MeasureCeilingOptions,
+  measureCeilings,
+  measureDealerRouterEcho,
+  measureProxyTwoHopEcho,
+  measureReqRepRoundTrip,
+  type PipelinedCeilingRun,
+  type RoundTripCeilingRun,
+  startDealerRouterEcho,
+  startProxyTwoHopEcho,
+  startReqRepRoundTrip,
+} from "./ceilings.js";
 export type {
   CoreBenchResults,
   CoreCeilings,
   PipelinedCeiling,
   RoundTripCeiling,
 } from "./core-results.js";
-export { formatMachine, type MachineInfo, machineInfo } from "./machine.js";
+export { formatMachine, loadAverage, type MachineInfo, machineInfo } from "./machine.js";
 export {
   type BenchSettings,
   benchSettings,
   LatencyRecorder,
   type LatencyStats,
+  logRun,
+  type Measurement,
   type MeasureTiming,
   measurePipelined,
   measureRoundTrip,
@@ -22,17 +44,17 @@ export {
   type PipelinedOptions,
   type RoundTripOptions,
   type RoundTripResult,
+  type RunListener,
+  runInterleaved,
   summarize,
   type Throughput,
   type ThroughputSummary,
 } from "./measure.js";
 export {
-  announceReady,
-  nodeCommand,
   type Peer,
   type PeerGroup,
   type PeerOptions,
-  READY_PATTERN,
+  peerCommand,
   startPeer,
   withPeers,
 } from "./peers.js";

@@ -39,3 +39,14 @@ export function formatMachine(info: MachineInfo): string {
     `zeromq ${info.zeromq} (libzmq ${info.libzmq})`
   );
 }
+
+/**
+ * The 1, 5 and 15 minute load averages, e.g. `"0.52, 0.61, 0.40"`: printed with a report, because
+ * a benchmark's figures mean little on a machine busy with other work.
+ */
+export function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((value) => value.toFixed(2))
+    .join(", ");
+}

@@ -237,6 +237,44 @@ export function benchSettings(defaults: BenchSettings): BenchSettings {
   };
 }
 
+/** A measurement that can be run repeatedly, e.g. one of the kit's ceilings or a pattern's own. */
+export interface Measurement<R extends Throughput = Throughput> {
+  /** Name used in progress lines. */
+  readonly name: string;
+  /** Runs the measurement once. */
+  run(timing: MeasureTiming): Promise<R>;
+}
+
+/** Called after each run of {@link runInterleaved}, e.g. {@link logRun}. */
+export type RunListener = (name: string, run: number, runs: number, result: Throughput) => void;
+
+/**
+ * Runs every measurement `settings.runs` times, interleaved (a, b, c, a, b, c, ...) so a slow
+ * spell of the machine weighs on all alike, calling `onRun` (default {@link logRun}) after each
+ * run. Returns each measurement's runs, in the order of `measurements`.
+ */
+export async function runInterleaved<R extends Throughput>(
+  settings: BenchSettings,
+  measurements: readonly Measurement<R>[],
+  onRun: RunListener = logRun,
+): Promise<R[][]> {
+  const results = measurements.map((): R[] => []);
+  for (let run = 1; run <= settings.runs; run++) {
+    for (const [i, measurement] of measurements.entries()) {
+      const result = await measurement.run(settings);
+      results[i]!.push(result);
+      onRun(measurement.name, run, settings.runs, result);
+    }
+  }
+  return results;
+}
+
+/** Prints one progress line on stderr: `  <name> run 2/3: 12,345 msgs/s`. */
+export function logRun(name: string, run: number, runs: number, result: Throughput): void {
+  const rate = Math.round(result.msgsPerSec).toLocaleString("en-US");
+  console.error(`  ${name} run ${run}/${runs}: ${rate} msgs/s`);
+}
+
 function round1(value: number): number {
   return Math.round(value * 10) / 10;
 }

@@ -1,6 +1,18 @@
-import { type ChildProcess, spawn } from "node:child_process";
+/**
+ * Peer processes of a benchmark (echo servers, proxies, brokers, workers), started and stopped
+ * with the child-process harness of `@zmq-patterns/core/testing`.
+ * @module
+ */
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  type ChildProcessHandle,
+  killAllProcesses,
+  type NodeCommand,
+  nodeCommand,
+  startProcess,
+} from "@zmq-patterns/core/testing";
+import { READY_PATTERN } from "./announce.js";
 
 /** Options of {@link startPeer}. */
 export interface PeerOptions {
@@ -11,8 +23,9 @@ export interface PeerOptions {
   /** Name used in error messages and output prefixes; defaults to the file's name. */
   name?: string;
   /**
-   * Pattern the peer's stdout must match once it is ready; its first capture group becomes
-   * {@link Peer.endpoint}. Defaults to {@link READY_PATTERN}, the line {@link announceReady} prints.
+   * Pattern a line of the peer's stdout or stderr must match once it is ready; its first capture
+   * group becomes {@link Peer.endpoint}. Defaults to {@link READY_PATTERN}, the line
+   * {@link announceReady} prints.
    */
   readyPattern?: RegExp;
   /** How long to wait for the ready line. Default 20,000 ms (tsx start-up is slow on small machines). */
@@ -25,196 +38,159 @@ export interface Peer {
   readonly name: string;
   /** Process id. */
   readonly pid: number;
-  /** The match of the ready pattern on the peer's stdout. */
+  /** The match of the ready pattern on the peer's ready line. */
   readonly ready: RegExpMatchArray;
   /** First capture group of the ready match (the endpoint the peer bound), or `""`. */
   readonly endpoint: string;
+  /** The harness's handle of the process: its output, `waitForLine`, `kill`. */
+  readonly process: ChildProcessHandle;
   /** Stops the peer: SIGTERM, then SIGKILL if it has not exited after 2 s. Idempotent. */
   stop(): Promise<void>;
 }
 
-/** Matches the line printed by {@link announceReady}: `ready <endpoint>`. */
-export const READY_PATTERN = /^ready(?:[ \t]+(\S+))?[ \t]*$/m;
+export { READY_PATTERN } from "./announce.js";
+
+const ORPHAN_GUARD = new URL("./orphan-guard.mjs", import.meta.url).href;
 
 /**
- * Command and arguments that run `file` with this Node.js: `.ts` files through tsx with the
- * `@zmq-patterns/source` condition, so workspace packages resolve to their sources.
+ * The command line of a peer: {@link nodeCommand} of `@zmq-patterns/core/testing` (`.ts` files
+ * through tsx with the `@zmq-patterns/source` condition, so workspace packages and bins run from
+ * their sources), plus a preloaded guard that stops the peer when the benchmark process dies,
+ * even by SIGKILL.
  */
-export function nodeCommand(
-  file: string | URL,
-  args: readonly string[] = [],
-): { command: string; args: string[] } {
-  const path = typeof file === "string" ? file : fileURLToPath(file);
-  const loader = /\.[cm]?ts$/.test(path)
-    ? ["--import", tsxLoader(), "--conditions=@zmq-patterns/source"]
-    : [];
-  return { command: process.execPath, args: [...loader, path, ...args] };
+export function peerCommand(file: string | URL, args: readonly string[] = []): NodeCommand {
+  const { command, args: nodeArgs } = nodeCommand(toPath(file), args);
+  return { command, args: ["--import", ORPHAN_GUARD, ...nodeArgs] };
 }
 
 /**
- * Starts a Node.js script (`.ts` through tsx, see {@link nodeCommand}) as a peer process and
- * waits for its ready line. The peer's stderr is passed through; its stdout after the ready
- * line is copied to this process's stderr, prefixed with its name. The peer's stdin is a pipe
- * that closes when this process dies, which {@link announceReady} treats as a stop request, so
- * peers never outlive their benchmark. Prefer {@link withPeers}, which also stops them.
+ * Starts a Node.js script (`.ts` through tsx, see {@link peerCommand}) as a peer process with
+ * `startProcess` of `@zmq-patterns/core/testing` and waits for its ready line. The peer's output
+ * after the ready line is copied to this process's stderr, prefixed with its name (until
+ * {@link Peer.stop} is called). Prefer {@link withPeers}, which also stops the peers, even on
+ * Ctrl-C.
  */
 export async function startPeer(file: string | URL, options: PeerOptions = {}): Promise<Peer> {
-  const { command, args } = nodeCommand(file, options.args);
-  const path = typeof file === "string" ? file : fileURLToPath(file);
+  const path = toPath(file);
   const name = options.name ?? basename(path).replace(/\.[cm]?[jt]s$/, "");
   const pattern = options.readyPattern ?? READY_PATTERN;
-  const timeoutMs = options.readyTimeoutMs ?? 20_000;
-  const child = spawn(command, args, {
-    stdio: ["pipe", "pipe", "inherit"],
-    env: { ...process.env, ...options.env },
+  let echo = false;
+  const handle = await startProcess({
+    ...peerCommand(path, options.args),
+    name,
+    readyPattern: pattern,
+    readyTimeoutMs: options.readyTimeoutMs ?? 20_000,
+    ...(options.env === undefined ? {} : { env: { ...options.env } }),
+    onOutput: (line) => {
+      if (echo) process.stderr.write(`[${name}] ${line.text}\n`);
+    },
   });
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else {
-      child.once("exit", () => resolve());
-      child.once("error", () => resolve());
-    }
-  });
-  const stop = once(() => stopChild(child, exited));
-  try {
-    const ready = await waitForReady(child, name, pattern, timeoutMs);
-    return { name, pid: child.pid ?? -1, ready, endpoint: ready[1] ?? "", stop };
-  } catch (error) {
-    await stop();
-    throw error;
+  let ready: RegExpMatchArray | undefined;
+  for (const line of handle.output) {
+    const match = ready === undefined ? execOnce(pattern, line) : null;
+    if (match !== null) ready = match;
+    // Whatever the peer said besides its ready line (warnings, say) is shown.
+    else process.stderr.write(`[${name}] ${line}\n`);
   }
+  if (ready === undefined) throw new Error(`peer ${name}: ready line not found in its output`);
+  echo = true;
+  let stopped: Promise<void> | undefined;
+  return {
+    name,
+    pid: handle.pid,
+    ready,
+    endpoint: ready[1] ?? "",
+    process: handle,
+    stop() {
+      // Shutdown chatter ("shutting down on SIGTERM") is kept in the handle's output, not shown.
+      echo = false;
+      stopped ??= handle.stop(2000).then(() => {});
+      return stopped;
+    },
+  };
 }
 
-/** Starts peers for {@link withPeers}; every peer started through it is stopped at the end. */
+/** What {@link withPeers} gives its body. */
 export interface PeerGroup {
   /** Like {@link startPeer}, the peer being stopped when the group ends. */
   start(file: string | URL, options?: PeerOptions): Promise<Peer>;
+  /**
+   * Registers a clean-up (closing a client socket, say) run when the group ends, before its peers
+   * are stopped; clean-ups run in reverse order of registration.
+   */
+  defer(cleanup: () => unknown): void;
 }
 
 /**
- * Runs `body` with a {@link PeerGroup}, then stops every peer it started, whether `body`
- * succeeded or threw.
+ * Runs `body` with a {@link PeerGroup}, then runs its clean-ups and stops every peer it started,
+ * whether `body` succeeded or threw. While a group is open, SIGINT and SIGTERM (Ctrl-C) kill
+ * every peer (`killAllProcesses`) before the benchmark dies of the signal.
  */
 export async function withPeers<T>(body: (peers: PeerGroup) => Promise<T>): Promise<T> {
   const started: Promise<Peer>[] = [];
+  const cleanups: (() => unknown)[] = [];
   const group: PeerGroup = {
     start(file, options) {
       const peer = startPeer(file, options);
       started.push(peer);
       return peer;
     },
+    defer(cleanup) {
+      cleanups.push(cleanup);
+    },
   };
+  const release = holdSignalHandlers();
   try {
     return await body(group);
   } finally {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        console.error(error);
+      }
+    }
     const peers = await Promise.allSettled(started);
     await Promise.all(
       peers.map((peer) => (peer.status === "fulfilled" ? peer.value.stop() : null)),
     );
+    release();
   }
 }
 
-/**
- * Called by a peer script once it is ready: prints `ready <endpoint>` on stdout (see
- * {@link READY_PATTERN}), then runs `shutdown` and exits when asked to stop (SIGTERM, SIGINT)
- * or when its parent goes away (stdin closes).
- */
-export function announceReady(endpoint: string, shutdown: () => unknown = () => {}): void {
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    Promise.resolve()
-      .then(shutdown)
-      .then(
-        () => process.exit(0),
-        (error: unknown) => {
-          console.error(error);
-          process.exit(1);
-        },
-      );
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-  process.stdin.once("end", stop);
-  process.stdin.once("error", stop);
-  process.stdin.resume();
-  process.stdout.write(`ready ${endpoint}\n`);
-}
+const SIGNALS = ["SIGINT", "SIGTERM"] as const;
+let openGroups = 0;
+let interrupted = false;
 
-function waitForReady(
-  child: ChildProcess,
-  name: string,
-  pattern: RegExp,
-  timeoutMs: number,
-): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    let output = "";
-    let ready = false;
-    const timer = setTimeout(
-      () => fail(new Error(`peer ${name} not ready after ${timeoutMs} ms; stdout: ${output}`)),
-      timeoutMs,
-    );
-    const onExit = (code: number | null, signal: NodeJS.Signals | null): void =>
-      fail(new Error(`peer ${name} exited (${signal ?? `code ${code}`}) before it was ready`));
-    const fail = (error: Error): void => {
-      clearTimeout(timer);
-      child.off("exit", onExit);
-      if (!ready) reject(error);
-    };
-    child.once("exit", onExit);
-    child.once("error", fail);
-    child.stdout?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      if (ready) {
-        process.stderr.write(prefixLines(`[${name}] `, chunk));
-        return;
-      }
-      output += chunk;
-      const match = pattern.exec(output);
-      if (match === null) return;
-      ready = true;
-      clearTimeout(timer);
-      child.off("exit", onExit);
-      const rest = output.slice((match.index ?? 0) + match[0].length).replace(/^\r?\n/, "");
-      if (rest !== "") process.stderr.write(prefixLines(`[${name}] `, rest));
-      resolve(match);
-    });
+function onSignal(signal: NodeJS.Signals): void {
+  if (interrupted) return;
+  interrupted = true;
+  process.stderr.write(`\n${signal}: killing the benchmark's peers\n`);
+  void killAllProcesses().finally(() => {
+    for (const name of SIGNALS) process.off(name, onSignal);
+    // Die of the signal, as without the handler (under tsx, its own handler exits with 128 + n).
+    process.kill(process.pid, signal);
   });
 }
 
-async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 2000);
-  await exited;
-  clearTimeout(timer);
-  child.stdin?.destroy();
-  child.stdout?.destroy();
-}
-
-function prefixLines(prefix: string, text: string): string {
-  return text.replace(/^(?=.)/gm, prefix);
-}
-
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let result: Promise<void> | undefined;
+/** Installs the signal handlers of {@link withPeers} while at least one group is open. */
+function holdSignalHandlers(): () => void {
+  if (openGroups++ === 0) for (const name of SIGNALS) process.on(name, onSignal);
+  let released = false;
   return () => {
-    result ??= fn();
-    return result;
+    if (released) return;
+    released = true;
+    if (--openGroups === 0 && !interrupted) {
+      for (const name of SIGNALS) process.off(name, onSignal);
+    }
   };
 }
 
-let tsxUrl: string | undefined;
+function execOnce(pattern: RegExp, text: string): RegExpExecArray | null {
+  pattern.lastIndex = 0;
+  return pattern.exec(text);
+}
 
-/** Absolute URL of tsx's loader, so peers find it whatever their working directory. */
-function tsxLoader(): string {
-  if (tsxUrl === undefined) {
-    try {
-      tsxUrl = import.meta.resolve("tsx");
-    } catch {
-      tsxUrl = "tsx";
-    }
-  }
-  return tsxUrl;
+function toPath(file: string | URL): string {
+  return typeof file === "string" ? file : fileURLToPath(file);
 }

@@ -1,10 +1,10 @@
-// Peer of ceilings.bench.ts: a ROUTER <-> DEALER proxy written in JavaScript, one
-// receive/forward loop each way, as any JavaScript broker has. Usage: proxy.ts <backend endpoint>.
-// Binds its frontend ROUTER to tcp://127.0.0.1:* and prints `ready <frontend endpoint>`;
-// its backend DEALER connects to the given endpoint.
+// Ceiling peer: a ROUTER <-> DEALER proxy written in JavaScript, one receive/forward loop each
+// way, as any JavaScript broker has. Usage: proxy.ts <backend endpoint>. Binds its frontend
+// ROUTER to tcp://127.0.0.1:* and prints `ready <frontend endpoint>`; its backend DEALER
+// connects to the given endpoint.
 import { Dealer, Router } from "zeromq";
-import { announceReady } from "../../../tools/bench-kit/src/index.js";
-import { PEER_HWM } from "./shared.js";
+import { announceReady } from "../announce.js";
+import { CEILING_HWM } from "./shared.js";
 
 const backendEndpoint = process.argv[2];
 if (backendEndpoint === undefined) {
@@ -12,7 +12,7 @@ if (backendEndpoint === undefined) {
   process.exit(2);
 }
 
-const options = { linger: 0, sendHighWaterMark: PEER_HWM, receiveHighWaterMark: PEER_HWM };
+const options = { linger: 0, sendHighWaterMark: CEILING_HWM, receiveHighWaterMark: CEILING_HWM };
 const frontend = new Router(options);
 const backend = new Dealer(options);
 backend.connect(backendEndpoint);

@@ -18,6 +18,7 @@ import {
   InvalidArgumentError,
   identityKey,
   type Logger,
+  Msg,
   ProtocolError,
   SendQueue,
   systemClock,
@@ -62,6 +63,8 @@ export interface MajordomoBrokerOptions {
   idempotent?: (service: string) => boolean;
   /** Clock for heartbeats and expiry. Default: the system clock. */
   clock?: Clock;
+  /** Logs every message received and sent, frame by frame, at debug level (the Guide's `-v`). */
+  verbose?: boolean;
   /** Where to log. Default: quiet unless `ZMQ_PATTERNS_DEBUG` enables `majordomo:broker`. */
   logger?: Logger;
 }
@@ -159,6 +162,7 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
   readonly #idempotent: (service: string) => boolean;
   readonly #clock: Clock;
   readonly #logger: Logger;
+  readonly #verbose: boolean;
   readonly #stack = new CloseStack();
   readonly #socket: Router;
   readonly #out: SendQueue;
@@ -199,6 +203,7 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
     this.#idempotent = options.idempotent ?? (() => false);
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? createLogger("majordomo:broker");
+    this.#verbose = options.verbose ?? false;
     // Mandatory routing turns a send to a vanished peer into an error instead of silence. A short
     // linger lets the DISCONNECTs sent on close leave.
     this.#socket = this.#stack.socket(new Router({ mandatory: true }), 200);
@@ -285,6 +290,7 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
         return; // closed
       }
       if (this.#stack.closed) return;
+      if (this.#verbose) this.#logger.debug(`received\n${new Msg(frames).dump()}`);
       const [sender, ...rest] = frames as [Buffer, ...Buffer[]];
       let inbound: ReturnType<typeof decodeBrokerInbound>;
       try {
@@ -345,7 +351,7 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
     version: MdpVersion,
     reply: { service: string; body: Buffer[]; final: boolean },
   ): void {
-    if (!this.#out.trySend([client, ...encodeClientReply(version, reply)])) {
+    if (!this.#send([client, ...encodeClientReply(version, reply)])) {
       this.#dropped.increment("send queue full");
     }
   }
@@ -469,15 +475,21 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
   }
 
   #sendWorker(worker: Worker, command: WorkerCommand): void {
-    if (!this.#out.trySend([worker.identity, ...encodeWorkerCommand(worker.version, command)])) {
+    if (!this.#send([worker.identity, ...encodeWorkerCommand(worker.version, command)])) {
       this.#dropped.increment("send queue full");
     }
+  }
+
+  /** Every send of the broker: never waits; a full queue is reported by returning false. */
+  #send(frames: Buffer[]): boolean {
+    if (this.#verbose) this.#logger.debug(`sending\n${new Msg(frames).dump()}`);
+    return this.#out.trySend(frames);
   }
 
   /** Answers an invalid or unexpected command from an unregistered peer with DISCONNECT (MDP-R10). */
   #refuse(identity: Buffer, version: MdpVersion, reason: string): void {
     this.#drop(reason, identityKey(identity));
-    this.#out.trySend([identity, ...encodeWorkerCommand(version, { command: "disconnect" })]);
+    this.#send([identity, ...encodeWorkerCommand(version, { command: "disconnect" })]);
   }
 
   /** MDP-R10: DISCONNECT, then nothing more for that worker. */

@@ -4,12 +4,29 @@
  * @module
  */
 export {
+  type AsyncSendOptions,
+  DEFAULT_MAX_IN_FLIGHT,
+  MajordomoAsyncClient,
+  type MajordomoAsyncClientEvents,
+  type MajordomoAsyncClientOptions,
+  type MajordomoAsyncClientStats,
+} from "./async-client.js";
+export {
   MajordomoBroker,
   type MajordomoBrokerEvents,
   type MajordomoBrokerOptions,
   type MajordomoBrokerStats,
   type ServiceStats,
 } from "./broker.js";
+export {
+  MajordomoClient,
+  type MajordomoClientEvents,
+  type MajordomoClientOptions,
+  type MajordomoClientStats,
+  type MajordomoRequestOptions,
+  type PartialInfo,
+} from "./client.js";
+export { type MmiCode, mmiCode, mmiQuery, mmiService } from "./mmi.js";
 export {
   type BrokerInbound,
   type ClientReply,
@@ -42,3 +59,13 @@ export {
   MMI_SERVICE,
   type WorkerCommand,
 } from "./protocol.js";
+export {
+  type MajordomoDisconnectReason,
+  type MajordomoHandler,
+  type MajordomoRequest,
+  type MajordomoRequestContext,
+  MajordomoWorker,
+  type MajordomoWorkerEvents,
+  type MajordomoWorkerOptions,
+  type MajordomoWorkerStats,
+} from "./worker.js";

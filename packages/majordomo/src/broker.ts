@@ -209,7 +209,7 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
     this.#socket = this.#stack.socket(new Router({ mandatory: true }), 200);
     this.#out = new SendQueue(this.#socket, {
       capacity: 10_000,
-      onError: (_error, frames) => this.#unroutable(frames[0]),
+      onError: (error, frames) => this.#sendFailed(error, frames[0]),
     });
     this.#expiry = new ExpiryList<string>({
       ttlMs: this.heartbeatIntervalMs * this.liveness,
@@ -299,8 +299,14 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
         this.#invalid(sender, error);
         continue;
       }
-      if (inbound.side === "client") this.#onClient(sender, inbound.version, inbound.request);
-      else this.#onWorker(sender, inbound.version, inbound.message);
+      try {
+        if (inbound.side === "client") this.#onClient(sender, inbound.version, inbound.request);
+        else this.#onWorker(sender, inbound.version, inbound.message);
+      } catch (error) {
+        // Defence in depth: nothing a peer sends may stop the broker.
+        this.#logger.error("message handling failed", { error });
+        this.#drop("internal error", identityKey(sender));
+      }
     }
   }
 
@@ -428,19 +434,20 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
       this.#disconnect(worker, "REPLY for another client");
       return;
     }
+    // A 0.1 client can take only the final reply: partials from a 0.2 worker are not forwarded.
     if (reply.final || request.version === "0.2") {
       this.#sendClient(request.client, request.version, {
         service: worker.service.name,
         body: reply.body,
         final: reply.final,
       });
+      this.emit("replyForwarded", {
+        service: worker.service.name,
+        worker: worker.key,
+        client: identityKey(request.client),
+        final: reply.final,
+      });
     }
-    this.emit("replyForwarded", {
-      service: worker.service.name,
-      worker: worker.key,
-      client: identityKey(request.client),
-      final: reply.final,
-    });
     if (!reply.final) return;
     this.#counts.repliesOut += 1;
     worker.current = undefined;
@@ -531,6 +538,10 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
       this.#dropRequest(request.service, request.client, "too many services");
       return;
     }
+    if (service.requests.length >= this.#limits.queued) {
+      this.#dropRequest(service.name, request.client, "service queue full");
+      return;
+    }
     // At the head: it has waited longest. Its deadline is kept.
     const rest = service.requests.drain();
     service.requests.push(request);
@@ -550,10 +561,18 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
     this.#removeWorker(worker, "expired");
   }
 
-  /** ROUTER mandatory reported a peer that is gone: a worker among them is dead. */
-  #unroutable(identity: Buffer | undefined): void {
+  /**
+   * A send failed. ROUTER mandatory reports a peer whose connection is gone (EHOSTUNREACH): a
+   * worker among them is dead. Any other failure (a peer that stopped reading) only loses the message.
+   */
+  #sendFailed(error: unknown, identity: Buffer | undefined): void {
     const key = identityKey(identity ?? Buffer.alloc(0));
+    const unreachable = (error as { code?: unknown } | undefined)?.code === "EHOSTUNREACH";
     const worker = this.#workers.get(key);
+    if (!unreachable) {
+      this.#drop(worker ? "send to worker failed" : "send to client failed", key);
+      return;
+    }
     if (worker) {
       this.#drop("unroutable worker", key);
       this.#removeWorker(worker, "unroutable");

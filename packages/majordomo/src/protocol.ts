@@ -133,7 +133,7 @@ export function encodeWorkerCommand(version: MdpVersion, message: WorkerCommand)
     case "ready":
       return [...head, byte(codes.ready), checkedService(message.service)];
     case "request":
-      return [...head, byte(codes.request), message.client, EMPTY_FRAME, ...message.body];
+      return [...head, byte(codes.request), ...routed(message.client, message.body)];
     case "reply": {
       const code =
         version === "0.1"
@@ -141,7 +141,7 @@ export function encodeWorkerCommand(version: MdpVersion, message: WorkerCommand)
           : message.final
             ? MDPW02_COMMANDS.final
             : MDPW02_COMMANDS.partial;
-      return [...head, byte(code), message.client, EMPTY_FRAME, ...message.body];
+      return [...head, byte(code), ...routed(message.client, message.body)];
     }
     case "heartbeat":
       return [...head, byte(codes.heartbeat)];
@@ -190,6 +190,7 @@ export function encodeClientRequest(
 /** Encodes a reply to a client as the client's DEALER receives it. */
 export function encodeClientReply(version: MdpVersion, reply: ClientReply): Buffer[] {
   const name = checkedService(reply.service);
+  if (reply.body.length === 0) throw new ProtocolError("missing frame: body");
   if (version === "0.1") {
     if (!reply.final) throw new ProtocolError("MDP/0.1 has no partial replies");
     return [EMPTY_FRAME, MDPC01, name, ...reply.body];
@@ -220,7 +221,7 @@ export function decodeClientReply(frames: readonly Buffer[], version?: MdpVersio
     else if (code !== MDPC02_COMMANDS.final) throw new ProtocolError("unexpected client command");
   }
   const service = readService(reader);
-  return { service, body: reader.rest(), final };
+  return { service, body: reader.rest("body", 1), final };
 }
 
 /** True when `service` is in the MMI namespace (`mmi.*`). */
@@ -260,15 +261,28 @@ function readWorkerCommand(reader: FrameReader, version: MdpVersion): WorkerComm
   throw new ProtocolError("unknown command");
 }
 
-/** MDP-R12: exactly one client address frame, then an empty frame, then the body. */
+/**
+ * MDP-R12: exactly one client address frame, then an empty frame, then the body: at least one
+ * frame (RFC 7 REQUEST and REPLY have 6 or more frames, RFC 18 REQUEST, PARTIAL and FINAL 5 or more).
+ */
 function readRouted(reader: FrameReader): { client: Buffer; body: Buffer[] } {
   const client = reader.nonEmpty("client address");
   reader.empty();
-  return { client, body: reader.rest() };
+  return { client, body: reader.rest("body", 1) };
 }
 
+/** A service name is a non-empty UTF-8 string of at most 255 bytes, returned byte for byte in replies. */
 function readService(reader: FrameReader): string {
-  return reader.text("service", { maxBytes: MAX_SERVICE_NAME_BYTES });
+  const frame = reader.nonEmpty("service");
+  if (frame.byteLength > MAX_SERVICE_NAME_BYTES) {
+    throw new ProtocolError(`service frame is longer than ${MAX_SERVICE_NAME_BYTES} bytes`);
+  }
+  const name = frame.toString("utf8");
+  // Invalid UTF-8 would be replaced by U+FFFD and no longer match the bytes the peer sent.
+  if (Buffer.byteLength(name) !== frame.byteLength || !Buffer.from(name).equals(frame)) {
+    throw new ProtocolError("service frame is not UTF-8");
+  }
+  return name;
 }
 
 function checkedService(service: string): Buffer {
@@ -278,6 +292,12 @@ function checkedService(service: string): Buffer {
     throw new ProtocolError(`service frame is longer than ${MAX_SERVICE_NAME_BYTES} bytes`);
   }
   return name;
+}
+
+function routed(client: Buffer, body: readonly Buffer[]): Buffer[] {
+  if (client.byteLength === 0) throw new ProtocolError("client address frame is empty");
+  if (body.length === 0) throw new ProtocolError("missing frame: body");
+  return [client, EMPTY_FRAME, ...body];
 }
 
 function replyCode01(final: boolean): number {

@@ -122,6 +122,8 @@ export class ParanoidPirateQueue
   /** Idle workers, least recently used first (Map keeps insertion order). */
   readonly #idle = new Map<string, Buffer>();
   readonly #expiry: ExpiryList<string>;
+  /** Workers expired while busy, most recent last, so a late sign of life can be judged. Bounded. */
+  readonly #expiredBusy = new Map<string, true>();
   readonly #dropped = new Counters();
   readonly #counts = { requestsDispatched: 0, repliesForwarded: 0, workersExpired: 0 };
   #workerAvailable: (() => void) | undefined;
@@ -271,6 +273,7 @@ export class ParanoidPirateQueue
       switch (message.type) {
         case "ready":
           // A READY from a known worker starts a new conversation: whatever it was doing is gone.
+          this.#expiredBusy.delete(key);
           this.#workers.set(key, { identity, busy: false });
           this.#setIdle(key, identity);
           this.#expiry.touch(key);
@@ -281,8 +284,11 @@ export class ParanoidPirateQueue
           if (worker) {
             this.#expiry.touch(key); // proof of life only: never makes a busy worker idle
           } else if (this.#options.registerUnknown) {
-            this.#workers.set(key, { identity, busy: false });
-            this.#setIdle(key, identity);
+            // A worker expired while busy is still working: it comes back busy, and its reply
+            // then makes it idle. Any other unknown worker comes back idle, as in the Guide.
+            const busy = this.#expiredBusy.delete(key);
+            this.#workers.set(key, { identity, busy });
+            if (!busy) this.#setIdle(key, identity);
             this.#expiry.touch(key);
             this.emit("workerReady", { worker: key });
           } else {
@@ -304,6 +310,7 @@ export class ParanoidPirateQueue
             this.#setIdle(key, identity);
             this.#expiry.touch(key);
           } else {
+            this.#expiredBusy.delete(key); // its work is done: a later heartbeat finds it idle
             this.#logger.info(
               "reply from an expired worker forwarded; it must say READY to get work",
               { worker: key },
@@ -351,6 +358,11 @@ export class ParanoidPirateQueue
     this.#workers.delete(key);
     this.#idle.delete(key);
     this.#counts.workersExpired += 1;
+    if (worker.busy) {
+      this.#expiredBusy.set(key, true);
+      if (this.#expiredBusy.size > 1024)
+        this.#expiredBusy.delete(this.#expiredBusy.keys().next().value as string);
+    }
     this.#logger.info("worker expired", { worker: key, busy: worker.busy });
     this.emit("workerExpired", { worker: key, busy: worker.busy });
   }

@@ -64,6 +64,7 @@ export {
   toFrame,
   toFrames,
 } from "./frame.js";
+export { decodeFrameFile, encodeFrameFile, type FrameFileLimits } from "./frame-file.js";
 export { FrameReader } from "./frame-reader.js";
 export {
   type ClosableSocket,

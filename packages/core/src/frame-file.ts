@@ -4,9 +4,29 @@
  * a version, big-endian lengths and a checksum, so a torn or foreign file is detected.
  * @module
  */
-import { crc32 } from "node:zlib";
+import * as zlib from "node:zlib";
 import { ProtocolError } from "./errors.js";
 import { type FrameLike, toFrames } from "./frame.js";
+
+/** `zlib.crc32` arrived in Node 20.15; earlier releases of Node 20 use the same CRC computed here. */
+const crc32: (data: Uint8Array) => number =
+  (zlib as { crc32?: (data: Uint8Array) => number }).crc32 ?? softwareCrc32;
+
+let table: Uint32Array | undefined;
+
+function softwareCrc32(data: Uint8Array): number {
+  table ??= Uint32Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  let crc = 0xffffffff;
+  for (const byte of data) crc = (table[(crc ^ byte) & 0xff] as number) ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** The CRC-32 of `data` (the zlib polynomial), for tests of the fallback. @internal */
+export const crc32ForTests = { native: crc32, software: softwareCrc32 };
 
 const MAGIC = Buffer.from("ZMQF");
 const VERSION = 1;

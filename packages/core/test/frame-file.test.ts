@@ -50,3 +50,14 @@ describe("frame files", () => {
     expect(reason(() => decodeFrameFile(file, { maxBytes: 4 }))).toBe("frame file too large");
   });
 });
+
+describe("CRC-32", () => {
+  it("the software fallback for early Node 20 releases equals zlib's", async () => {
+    const { crc32ForTests } = await import("../src/frame-file.js");
+    for (const text of ["", "abc", "123456789", "x".repeat(1000)]) {
+      const data = Buffer.from(text);
+      expect(crc32ForTests.software(data)).toBe(crc32ForTests.native(data));
+    }
+    expect(crc32ForTests.software(Buffer.from("123456789"))).toBe(0xcbf43926);
+  });
+});

@@ -169,6 +169,14 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
   readonly #services = new Map<string, Service>();
   readonly #workers = new Map<string, Worker>();
   readonly #expiry: ExpiryList<string>;
+  /**
+   * What busy workers were doing when they were expired, by worker: a worker that does not
+   * heartbeat while it works (the Guide's) may still answer. Bounded; oldest forgotten first.
+   */
+  readonly #expiredBusy = new Map<
+    string,
+    { request: QueuedRequest; service: string; requeued: boolean }
+  >();
   readonly #dropped = new Counters();
   readonly #counts = {
     requestsIn: 0,
@@ -387,8 +395,12 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
         if (!worker) this.#refuse(sender, version, "HEARTBEAT from unknown worker");
         return;
       case "reply":
-        if (!worker) this.#refuse(sender, version, "REPLY from unknown worker");
-        else this.#onReply(worker, message);
+        if (worker) this.#onReply(worker, message);
+        else if (this.#lateReply(key, message)) {
+          // Answered; now the worker learns it is unknown and registers again (MDB-6).
+          if (message.final)
+            this.#send([sender, ...encodeWorkerCommand(version, { command: "disconnect" })]);
+        } else this.#refuse(sender, version, "REPLY from unknown worker");
         return;
       case "disconnect":
         if (worker) this.#removeWorker(worker, "DISCONNECT from worker");
@@ -556,9 +568,49 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
     if (!worker) return;
     this.#counts.workersExpired += 1;
     const busy = worker.current !== undefined;
+    if (worker.current) {
+      const request = worker.current;
+      this.#expiredBusy.set(key, {
+        request,
+        service: worker.service.name,
+        requeued: this.#idempotent(request.service),
+      });
+      if (this.#expiredBusy.size > 1024)
+        this.#expiredBusy.delete(this.#expiredBusy.keys().next().value as string);
+    }
     this.#logger.info("worker expired", { worker: key, service: worker.service.name, busy });
     this.emit("workerExpired", { worker: key, service: worker.service.name, busy });
     this.#removeWorker(worker, "expired");
+  }
+
+  /**
+   * A REPLY from a worker expired while busy, for the request it was given. It still answers the
+   * client unless that request was queued again (its new worker answers instead, so the client
+   * never gets two). The worker is then sent DISCONNECT, as any unknown worker, and registers
+   * again. Returns false when the reply is not such a late one, true when it was handled.
+   */
+  #lateReply(key: string, reply: Extract<WorkerCommand, { command: "reply" }>): boolean {
+    const late = this.#expiredBusy.get(key);
+    if (!late || !late.request.client.equals(reply.client)) return false;
+    const { request, service, requeued } = late;
+    if (requeued) {
+      this.#dropped.increment("late reply of a requeued request");
+    } else if (reply.final || request.version === "0.2") {
+      this.#sendClient(request.client, request.version, {
+        service,
+        body: reply.body,
+        final: reply.final,
+      });
+      if (reply.final) this.#counts.repliesOut += 1;
+      this.emit("replyForwarded", {
+        service,
+        worker: key,
+        client: identityKey(request.client),
+        final: reply.final,
+      });
+    }
+    if (reply.final) this.#expiredBusy.delete(key);
+    return true;
   }
 
   /**

@@ -13,6 +13,7 @@ import {
   faultSimulatorFromCli,
   InvalidArgumentError,
   isPrintable,
+  type Logger,
   runCli,
 } from "@zmq-patterns/core";
 import { DEFAULT_MAX_IN_FLIGHT, MajordomoAsyncClient } from "./async-client.js";
@@ -140,7 +141,7 @@ const broker = defineCommand({
       ...(o["max-queued"] === undefined ? {} : { maxQueuedPerService: o["max-queued"] }),
       ...(idempotent.size > 0 ? { idempotent: (service: string) => idempotent.has(service) } : {}),
       verbose: ctx.verbose,
-      logger: ctx.logger,
+      ...libraryLogger(ctx),
     });
     ctx.onShutdown(() => mdp.close());
     mdp.on("workerReady", ({ worker, service, version }) =>
@@ -227,7 +228,7 @@ const worker = defineCommand({
       },
       simulate: faultSimulatorFromCli(o),
       verbose: ctx.verbose,
-      logger: ctx.logger,
+      ...libraryLogger(ctx),
     });
     ctx.onShutdown(() => mdw.close());
     mdw.on("connected", ({ attempt }) => {
@@ -295,7 +296,7 @@ const client = defineCommand({
         maxInFlight: o.window,
         version: mdpVersion,
         verbose: ctx.verbose,
-        logger: ctx.logger,
+        ...libraryLogger(ctx),
       });
       ctx.onShutdown(() => mdc.close());
       // Sending and receiving run side by side: send waits while the window is full.
@@ -326,7 +327,7 @@ const client = defineCommand({
         retries: o.retries,
         version: mdpVersion,
         verbose: ctx.verbose,
-        logger: ctx.logger,
+        ...libraryLogger(ctx),
       });
       ctx.onShutdown(() => mdc.close());
       try {
@@ -363,7 +364,7 @@ const mmi = defineCommand({
       retries: o.retries,
       version: checkProtocol(o.protocol),
       verbose: ctx.verbose,
-      logger: ctx.logger,
+      ...libraryLogger(ctx),
     });
     let code: string;
     try {
@@ -402,3 +403,11 @@ process.exitCode = await runCli({
     "Majordomo (RFC 7/MDP, 18/MDP, 8/MMI): a service-oriented broker, workers and clients",
   commands: { broker, worker, client, mmi },
 });
+
+/**
+ * The roles log their own decisions; the commands above print the same events in their words. So
+ * the library's logger is the command's only with `--verbose`, when tracing wants both.
+ */
+function libraryLogger(ctx: { verbose: boolean; logger: Logger }): { logger?: Logger } {
+  return ctx.verbose ? { logger: ctx.logger } : {};
+}

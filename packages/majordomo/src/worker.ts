@@ -168,8 +168,12 @@ interface Connection {
   readonly controller: AbortController;
   /** Something other than DISCONNECT arrived on this connection. */
   heard: boolean;
-  /** When a command other than HEARTBEAT last left (MDP-R13: no heartbeat alongside). */
-  lastSentAt: number;
+  /**
+   * The broker spoke while this worker was busy: it heartbeats busy workers (as this package's
+   * broker does), so its silence during a request means it is gone. The Guide's broker heartbeats
+   * only idle workers; until a broker shows otherwise, its silence while busy is not held against it.
+   */
+  heardWhileBusy: boolean;
 }
 
 interface Pending {
@@ -225,6 +229,7 @@ export class MajordomoWorker
   #connection: Connection | undefined;
   #attempt = 0;
   #working = false;
+  #busySince = 0;
   #closed: Promise<void> | undefined;
 
   private constructor(options: MajordomoWorkerOptions) {
@@ -336,17 +341,24 @@ export class MajordomoWorker
       queue,
       controller,
       heard: false,
-      lastSentAt: Number.NEGATIVE_INFINITY,
+      heardWhileBusy: false,
       heartbeater: new Heartbeater({
         intervalMs: this.heartbeatIntervalMs,
         liveness: this.liveness,
         clock: this.#clock,
         onBeat: () => {
-          if (this.#clock.now() - connection.lastSentAt < this.heartbeatIntervalMs) return;
-          // While the broker is unreachable heartbeats pile up in the socket; a full queue drops them.
+          // Sent every interval, even right after a reply: skipping a tick would leave the broker
+          // almost two intervals of silence, enough for a false expiry. While the broker is
+          // unreachable heartbeats pile up in the socket; a full queue drops them.
           this.#send(connection, { command: "heartbeat" }, "HEARTBEAT");
         },
-        onPeerDead: () => void this.#reconnect(connection, "heartbeat failure"),
+        onPeerDead: () => {
+          if (this.#working && !connection.heardWhileBusy) {
+            this.#logger.debug("broker silent while busy; it may heartbeat only idle workers");
+            return; // the heartbeater starts counting again
+          }
+          void this.#reconnect(connection, "heartbeat failure");
+        },
       }),
     };
     this.#connection = connection;
@@ -424,6 +436,10 @@ export class MajordomoWorker
       this.#trace("received", frames);
       // MDP-R13: any message from the broker proves it alive and resets the back-off.
       connection.heartbeater.touch();
+      // Half an interval into a request, a message cannot be a heartbeat sent before the dispatch.
+      if (this.#working && this.#clock.now() - this.#busySince >= this.heartbeatIntervalMs / 2) {
+        connection.heardWhileBusy = true;
+      }
       this.#backoff.reset();
       let command: WorkerCommand;
       try {
@@ -453,7 +469,6 @@ export class MajordomoWorker
   /** Queues a command without waiting; a full or closed queue drops it. */
   #send(connection: Connection, command: WorkerCommand, label: string): void {
     const frames = encodeWorkerCommand(this.version, command);
-    if (command.command !== "heartbeat") connection.lastSentAt = this.#clock.now();
     this.#trace(`sending ${label}`, frames);
     connection.queue.trySend(frames);
   }
@@ -461,7 +476,6 @@ export class MajordomoWorker
   /** Sends a command and resolves once the socket took it. */
   #sendNow(connection: Connection, command: WorkerCommand, label: string): Promise<void> {
     const frames = encodeWorkerCommand(this.version, command);
-    connection.lastSentAt = this.#clock.now();
     this.#trace(`sending ${label}`, frames);
     return connection.queue.send(frames);
   }
@@ -488,6 +502,7 @@ export class MajordomoWorker
   }
 
   async #handle(pending: Pending): Promise<void> {
+    this.#busySince = this.#clock.now();
     this.#counts.requests += 1;
     const decision = this.#simulator.next();
     this.emit("request", { body: pending.body, kind: decision.kind });

@@ -304,6 +304,11 @@ describe("MajordomoWorker on the wire (fake broker)", () => {
     });
     const first = await expectReady(broker, V01.ready("echo"));
     await broker.send([first, ...V01.request("C", "lost")]);
+    // The broker heartbeats its busy worker once (so it is one that does), then falls silent: the
+    // worker's second heartbeat comes at least an interval into the request.
+    await broker.receive();
+    await broker.receive();
+    await broker.send([first, ...V01.heartbeat]);
     const second = await expectReady(broker, V01.ready("echo"), 3000);
     expect(second).not.toEqual(first);
     expect(aborted).toBeInstanceOf(AbortedError);

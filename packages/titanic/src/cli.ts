@@ -166,7 +166,9 @@ const server = defineCommand({
       collect: o["no-collect"] ? false : { maxAgeMs: o["collect-max-age"] },
       heartbeatIntervalMs: o["heartbeat-interval"],
       liveness: o.liveness,
-      logger: ctx.logger,
+      // The server logs its own decisions; this command prints the same events in its words, so
+      // the server shares the command's logger only when tracing with --verbose.
+      ...(ctx.verbose ? { logger: ctx.logger } : {}),
     });
     ctx.onShutdown(() => titanic.close());
     const log = ctx.logger;

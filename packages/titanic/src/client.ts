@@ -30,7 +30,6 @@ import {
   decodeStatusReply,
   encodeSubmission,
   isUuid,
-  normalizeUuid,
   type StatusReply,
   TITANIC_CLOSE,
   TITANIC_REPLY,
@@ -185,7 +184,8 @@ export class TitanicClient implements Closeable {
       if (uuid === undefined || rest.length !== 1 || !isUuid(uuid)) {
         throw new ProtocolError("invalid UUID in titanic.request answer");
       }
-      return normalizeUuid(uuid);
+      // Kept exactly as the server wrote it: some Titanics store UUIDs case-sensitively.
+      return uuid;
     });
   }
 
@@ -414,5 +414,7 @@ function checkUuid(uuid: string): string {
       `a UUID is 32 hexadecimal characters, got ${JSON.stringify(String(uuid))}`,
     );
   }
-  return normalizeUuid(uuid);
+  // Sent as given, not case-normalised: the Guide's Python Titanic hands out lowercase UUIDs and
+  // finds them only in that case.
+  return uuid;
 }

@@ -150,7 +150,7 @@ export interface TitanicServerStats extends TitanicDispatcherStats {
  *   request is sent again when Titanic starts again;
  * - a service slower than an attempt timeout gets the request again after the timeout and the
  *   back-off; every send made before the first reply arrives can run. With the defaults, sends go
- *   out at 0, 6, 18, 42 and 90 s (then every 92 s), so a service that answers within 6 s runs a
+ *   out at 0, 6, 18, 42, 90 and 166 s (then every 92 s), so a service that answers within 6 s runs a
  *   request once, within 18 s at most twice, within 90 s at most four times;
  * - a client whose `titanic.request` reply is lost sends it again and gets a second UUID (TSP has
  *   no idempotency key).

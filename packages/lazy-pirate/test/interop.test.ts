@@ -26,6 +26,7 @@ afterEach(async () => {
 });
 
 // Shows up in the report as a skipped test titled with the reason.
+// Skipped only where pyzmq cannot be imported (CI installs it): the report then names the reason.
 if (!python.available) it.skip(`interop with Python peers: ${python.reason}`, () => {});
 
 describe.skipIf(!python.available)("Lazy Pirate interop with Python peers (pyzmq)", () => {

@@ -172,6 +172,7 @@ function registered(ppqueue: ChildProcessHandle, from: number): Set<string> {
 }
 
 // Shows up in the report as a skipped test titled with the reason.
+// Skipped only where pyzmq cannot be imported (CI installs it): the report then names the reason.
 if (!python.available) it.skip(`interop with Python peers: ${python.reason}`, () => {});
 
 describe.skipIf(!python.available)("Paranoid Pirate interop with Python peers (pyzmq)", () => {

@@ -106,6 +106,7 @@ function statusOf(error: unknown): string | undefined {
   return error instanceof TitanicStatusError ? error.status : undefined;
 }
 
+// Skipped only where pyzmq cannot be imported (CI installs it): the report then names the reason.
 if (!python.available) it.skip(`interop with Python peers: ${python.reason}`, () => {});
 
 describe.skipIf(!python.available)("titanic interop with Python peers", () => {

@@ -124,6 +124,9 @@ async function startBroker(
   const broker = await MajordomoBroker.start({
     bind: await allocateAddress(),
     heartbeatIntervalMs: 1000,
+    // Tap workers heartbeat only where a test says so; a long liveness keeps a loaded machine
+    // from expiring them. Tests of expiry set their own.
+    liveness: 10,
     ...options,
   });
   cleanup.push(broker);

@@ -26,6 +26,8 @@ async function queue(
       frontend: await allocateAddress(),
       backend: await allocateAddress(),
       heartbeatIntervalMs: 100,
+      // Tap workers do not heartbeat; expiry is tested in faults.test.ts, not here.
+      liveness: 50,
       ...options,
     }),
   );
@@ -44,7 +46,7 @@ async function tapWorker(q: ParanoidPirateQueue, ready = true) {
 }
 
 /** Receives from a tap, skipping heartbeats. */
-async function nextRequest(tap: Tap, timeoutMs = 2000): Promise<Buffer[]> {
+async function nextRequest(tap: Tap, timeoutMs = 10_000): Promise<Buffer[]> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const frames = await tap.receive(Math.max(1, deadline - performance.now()));
@@ -148,7 +150,8 @@ describe("ParanoidPirateQueue", () => {
   });
 
   it("drops, counts and logs malformed worker and client messages, and keeps serving", async () => {
-    const q = await queue({ heartbeatIntervalMs: 1000 });
+    // The tap workers never heartbeat: a long liveness keeps expiry, not tested here, out of the way.
+    const q = await queue({ heartbeatIntervalMs: 1000, liveness: 60 });
     const good = await tapWorker(q);
     const bad = await tapWorker(q, false);
     const garbage: Array<Array<string | Buffer>> = [
@@ -167,7 +170,7 @@ describe("ParanoidPirateQueue", () => {
     await good.send(["someone", "", "unasked"]);
 
     const client = track(
-      new LazyPirateClient({ endpoint: q.endpoints.frontend, timeoutMs: 2000, retries: 1 }),
+      new LazyPirateClient({ endpoint: q.endpoints.frontend, timeoutMs: 10_000, retries: 1 }),
     );
     const reply = client.request("still served?");
     const request = await nextRequest(good);

@@ -4,7 +4,7 @@
  */
 import type { EventEmitter } from "node:events";
 import { InvalidArgumentError, identityKey } from "@zmq-patterns/core";
-import { allocateAddress, ManualClock, Tap } from "@zmq-patterns/core/testing";
+import { ManualClock, Tap } from "@zmq-patterns/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Dealer, Request } from "zeromq";
 import {
@@ -12,45 +12,24 @@ import {
   type MajordomoBrokerEvents,
   type MajordomoBrokerOptions,
 } from "../src/broker.js";
-
-const E = Buffer.alloc(0);
-const B = (text: string): Buffer => Buffer.from(text);
-const byte = (value: number): Buffer => Buffer.from([value]);
-const MDPC01 = B("MDPC01");
-const MDPW01 = B("MDPW01");
-const MDPC02 = B("MDPC02");
-const MDPW02 = B("MDPW02");
-
-type Version = "0.1" | "0.2";
-const READY = (version: Version, service: string | Buffer): Buffer[] =>
-  version === "0.1"
-    ? [E, MDPW01, byte(1), typeof service === "string" ? B(service) : service]
-    : [MDPW02, byte(1), typeof service === "string" ? B(service) : service];
-const HEARTBEAT = (version: Version): Buffer[] =>
-  version === "0.1" ? [E, MDPW01, byte(4)] : [MDPW02, byte(5)];
-const DISCONNECT = (version: Version): Buffer[] =>
-  version === "0.1" ? [E, MDPW01, byte(5)] : [MDPW02, byte(6)];
-const REPLY01 = (client: Buffer, ...body: Buffer[]): Buffer[] => [
+import {
+  B,
+  byte,
+  DISCONNECT,
   E,
-  MDPW01,
-  byte(3),
-  client,
-  E,
-  ...body,
-];
-const REQUEST01 = (service: string | Buffer, ...body: Buffer[]): Buffer[] => [
-  E,
+  HEARTBEAT,
+  isHeartbeat,
   MDPC01,
-  typeof service === "string" ? B(service) : service,
-  ...body,
-];
-
-function isHeartbeat(frames: readonly Buffer[]): boolean {
-  const [a, b, c] = frames;
-  if (frames.length === 3 && a?.byteLength === 0 && b?.equals(MDPW01) && c?.equals(byte(4)))
-    return true;
-  return frames.length === 2 && a?.equals(MDPW02) === true && b?.equals(byte(5)) === true;
-}
+  MDPC02,
+  MDPW01,
+  MDPW02,
+  nextEvent,
+  READY,
+  REPLY01,
+  REQUEST01,
+  startBroker,
+  type Version,
+} from "./support.js";
 
 const cleanup: Array<{ close(): unknown }> = [];
 afterEach(async () => {
@@ -144,29 +123,6 @@ class Peer {
 
 type Events = MajordomoBrokerEvents;
 
-/** The next `event` whose payload matches; register it before causing the event. */
-function nextEvent<K extends keyof Events>(
-  broker: MajordomoBroker,
-  event: K,
-  match: (payload: Events[K][0]) => boolean = () => true,
-  timeoutMs = 2000,
-): Promise<Events[K][0]> {
-  const emitter = broker as unknown as EventEmitter;
-  return new Promise((resolve, reject) => {
-    const listener = (payload: Events[K][0]): void => {
-      if (!match(payload)) return;
-      clearTimeout(timer);
-      emitter.off(event, listener as (...args: unknown[]) => void);
-      resolve(payload);
-    };
-    const timer = setTimeout(() => {
-      emitter.off(event, listener as (...args: unknown[]) => void);
-      reject(new Error(`no ${event} event within ${timeoutMs} ms`));
-    }, timeoutMs);
-    emitter.on(event, listener as (...args: unknown[]) => void);
-  });
-}
-
 /** Every `event` from now on. */
 function record<K extends keyof Events>(broker: MajordomoBroker, event: K): Array<Events[K][0]> {
   const seen: Array<Events[K][0]> = [];
@@ -181,21 +137,6 @@ async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> 
     if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-}
-
-async function startBroker(
-  options: MajordomoBrokerOptions = {},
-): Promise<{ broker: MajordomoBroker; endpoint: string }> {
-  const broker = await MajordomoBroker.start({
-    bind: await allocateAddress(),
-    heartbeatIntervalMs: 1000,
-    // Tap workers heartbeat only where a test says so; a long liveness keeps a loaded machine
-    // from expiring them. Tests of expiry set their own.
-    liveness: 10,
-    ...options,
-  });
-  cleanup.push(broker);
-  return { broker, endpoint: broker.endpoints[0] as string };
 }
 
 async function registerWorker(
@@ -230,7 +171,7 @@ async function takeRequest(worker: Peer): Promise<{ client: Buffer; body: Buffer
 
 describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
   it("MDP-R8 READY registers the worker: MMI 200 and a request is served", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await Peer.connect(endpoint, "client");
     expect(await mmiLookup(client, "echo")).toBe("404");
     const worker = await registerWorker(broker, endpoint, "worker", "echo");
@@ -244,7 +185,7 @@ describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
   });
 
   it('MDB-6 duplicate READY -> DISCONNECT [""]["MDPW01"][0x05] and the worker is removed', async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "dup", "echo");
     const gone = nextEvent(broker, "workerDisconnected", (e) => e.worker === worker.key);
     await worker.send(READY("0.1", "echo"));
@@ -257,7 +198,7 @@ describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
   });
 
   it("MDB-6 HEARTBEAT from an unknown worker -> DISCONNECT (0.1 and 0.2 formats)", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const w1 = await Peer.connect(endpoint, "ghost-1");
     await w1.send(HEARTBEAT("0.1"));
     expect(await w1.next()).toEqual([E, MDPW01, byte(5)]);
@@ -269,7 +210,7 @@ describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
   });
 
   it("MDB-6 REPLY from an unknown worker -> DISCONNECT, nothing reaches the client", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await Peer.connect(endpoint, "client");
     await client.send(REQUEST01("mmi.service", B("x"))); // the broker now knows the client
     await client.next();
@@ -281,7 +222,7 @@ describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
   });
 
   it('MDP-R12 REQUEST to the worker is exactly [""]["MDPW01"][0x02][<C>][""][body...]', async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "worker", "echo");
     const client = await Peer.connect(endpoint, Buffer.from([0x00, 0xc1, 0x1e, 0x47, 0x01]));
     await client.send(REQUEST01("echo", B("a"), E, B("c")));
@@ -298,7 +239,7 @@ describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
   });
 
   it('MDB-7 reply to a DEALER client is exactly [""]["MDPC01"][service][body...]', async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "worker", "echo");
     const client = await Peer.connect(endpoint, "client");
     await client.send(REQUEST01("echo", B("x")));
@@ -308,7 +249,7 @@ describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
   });
 
   it('MDP-R5 a REQ client sees ["MDPC01"][service][body...]', async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "worker", "echo");
     const req = new Request({ linger: 0, receiveTimeout: 2000 });
     cleanup.push(req);
@@ -321,7 +262,7 @@ describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
   });
 
   it("MDB-8/ENV-8 a request of a client that went away is still dispatched; the reply is dropped", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await Peer.connect(endpoint, "leaver");
     await client.send(REQUEST01("late", B("x")));
     await until(() => broker.stats().services.late?.queued === 1);
@@ -335,7 +276,7 @@ describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
   });
 
   it("MDP-R8 a worker that sent DISCONNECT can register again with the same identity", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "again", "echo");
     const gone = nextEvent(broker, "workerDisconnected");
     await worker.send(DISCONNECT("0.1"));
@@ -348,7 +289,10 @@ describe("MDP/0.1 registration and routing (section 10 item 3)", () => {
 
 describe("MDP/0.1 heartbeating and expiry (MDP-R13, MDP-R14)", () => {
   it('MDB-4 (fixes MDB-B2) heartbeats [""]["MDPW01"][0x04] reach idle AND busy workers about every interval', async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100, liveness: 20 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      heartbeatIntervalMs: 100,
+      liveness: 20,
+    });
     const idle = await registerWorker(broker, endpoint, "idle", "fast");
     const busy = await registerWorker(broker, endpoint, "busy", "slow");
     const client = await Peer.connect(endpoint, "client");
@@ -378,7 +322,10 @@ describe("MDP/0.1 heartbeating and expiry (MDP-R13, MDP-R14)", () => {
   });
 
   it("MDP-R14/MDB-5 an idle silent worker expires within liveness x interval (+1 interval); then MMI 404 and no more heartbeats", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100, liveness: 3 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      heartbeatIntervalMs: 100,
+      liveness: 3,
+    });
     const expired = nextEvent(broker, "workerExpired");
     const start = performance.now();
     const worker = await registerWorker(broker, endpoint, "silent", "echo");
@@ -397,7 +344,10 @@ describe("MDP/0.1 heartbeating and expiry (MDP-R13, MDP-R14)", () => {
   });
 
   it("MDP-R14 (fixes MDB-B2) a busy silent worker expires too and its request is dropped", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100, liveness: 3 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      heartbeatIntervalMs: 100,
+      liveness: 3,
+    });
     const worker = await registerWorker(broker, endpoint, "stuck", "echo");
     const client = await Peer.connect(endpoint, "client");
     const expired = nextEvent(broker, "workerExpired");
@@ -416,7 +366,7 @@ describe("MDP/0.1 heartbeating and expiry (MDP-R13, MDP-R14)", () => {
   });
 
   it("MDP-R2/MDB-B2 with idempotent(service) the request of an expired busy worker is re-queued and served by another worker", async () => {
-    const { broker, endpoint } = await startBroker({
+    const { broker, endpoint } = await startBroker(cleanup, {
       heartbeatIntervalMs: 100,
       liveness: 3,
       idempotent: (service) => service === "echo",
@@ -441,7 +391,10 @@ describe("MDP/0.1 heartbeating and expiry (MDP-R13, MDP-R14)", () => {
   });
 
   it("MDP-R14 (fixes MDB-B3) a live worker ahead in the idle list does not shield a dead one behind it", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100, liveness: 3 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      heartbeatIntervalMs: 100,
+      liveness: 3,
+    });
     const live = await registerWorker(broker, endpoint, "live", "echo");
     live.heartbeatEvery(50);
     const expired = nextEvent(broker, "workerExpired");
@@ -459,7 +412,10 @@ describe("MDP/0.1 heartbeating and expiry (MDP-R13, MDP-R14)", () => {
   });
 
   it("MDP-R14 heartbeat mismatch within tolerance: broker 100 ms x 3, worker every 250 ms for 2 s, never expired", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100, liveness: 3 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      heartbeatIntervalMs: 100,
+      liveness: 3,
+    });
     const worker = await registerWorker(broker, endpoint, "slowbeat", "echo");
     const expired = record(broker, "workerExpired");
     const disconnected = record(broker, "workerDisconnected");
@@ -481,7 +437,7 @@ describe("MDP/0.1 heartbeating and expiry (MDP-R13, MDP-R14)", () => {
 
 describe("request queues (MDB-1, MDB-3, MDP-R7)", () => {
   it("MDB-1 a request for an unregistered service is queued and served when a worker registers", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await Peer.connect(endpoint, "client");
     await client.send(REQUEST01("later", B("wait")));
     await until(() => broker.stats().services.later?.queued === 1);
@@ -493,7 +449,10 @@ describe("request queues (MDB-1, MDB-3, MDP-R7)", () => {
   });
 
   it("MDP-R7 (fixes MDB-B6) a queued request expires after requestTtlMs and is never dispatched", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100, requestTtlMs: 200 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      heartbeatIntervalMs: 100,
+      requestTtlMs: 200,
+    });
     const client = await Peer.connect(endpoint, "client");
     const expired = nextEvent(broker, "requestExpired");
     const start = performance.now();
@@ -512,7 +471,7 @@ describe("request queues (MDB-1, MDB-3, MDP-R7)", () => {
 
   it("MDP-R7 a request that expired while queued is not dispatched to a worker registering later (ManualClock)", async () => {
     const clock = new ManualClock();
-    const { broker, endpoint } = await startBroker({
+    const { broker, endpoint } = await startBroker(cleanup, {
       clock,
       heartbeatIntervalMs: 10_000,
       requestTtlMs: 100,
@@ -530,7 +489,7 @@ describe("request queues (MDB-1, MDB-3, MDP-R7)", () => {
   });
 
   it("MDB-B6 a per-service queue bound drops extra requests ('service queue full')", async () => {
-    const { broker, endpoint } = await startBroker({ maxQueuedPerService: 2 });
+    const { broker, endpoint } = await startBroker(cleanup, { maxQueuedPerService: 2 });
     const client = await Peer.connect(endpoint, "client");
     const dropped = nextEvent(broker, "requestDropped");
     for (const body of ["r1", "r2", "r3"]) await client.send(REQUEST01("q", B(body)));
@@ -552,7 +511,10 @@ describe("request queues (MDB-1, MDB-3, MDP-R7)", () => {
   });
 
   it("MDB-B6 maxWorkers and maxServices bound what peers can make the broker store", async () => {
-    const { broker, endpoint } = await startBroker({ maxWorkers: 1, maxServices: 2 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      maxWorkers: 1,
+      maxServices: 2,
+    });
     await registerWorker(broker, endpoint, "w1", "a");
     const w2 = await Peer.connect(endpoint, "w2");
     await w2.send(READY("0.1", "a"));
@@ -570,7 +532,7 @@ describe("request queues (MDB-1, MDB-3, MDP-R7)", () => {
   });
 
   it("MDP-R3/MDB-3 workers of a service are used least-recently-used first", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const workers = [
       await registerWorker(broker, endpoint, "w1", "lru"),
       await registerWorker(broker, endpoint, "w2", "lru"),
@@ -594,7 +556,7 @@ describe("request queues (MDB-1, MDB-3, MDP-R7)", () => {
   });
 
   it("MDP-R3/MDB-3 requests of a service are dispatched first in, first out", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await Peer.connect(endpoint, "client");
     const bodies = ["1", "2", "3", "4", "5"];
     for (const body of bodies) await client.send(REQUEST01("fifo", B(body)));
@@ -611,7 +573,7 @@ describe("request queues (MDB-1, MDB-3, MDP-R7)", () => {
 
 describe("fixes of the reference broker's bugs (section 5.12)", () => {
   it("MMI-R1 (fixes MDB-B1) READY for mmi.x -> DISCONNECT although the identity does not start with mmi.", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const w1 = await Peer.connect(endpoint, "plain-worker");
     await w1.send(READY("0.1", "mmi.x"));
     expect(await w1.next()).toEqual([E, MDPW01, byte(5)]);
@@ -625,7 +587,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MMI-R1 (fixes MDB-B1) a worker whose identity starts with mmi. may register an ordinary service", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "mmi.worker", "echo");
     const client = await Peer.connect(endpoint, "client");
     expect(await mmiLookup(client, "echo")).toBe("200");
@@ -636,7 +598,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDP-R10 (fixes MDB-B4) REPLY from an idle worker -> DISCONNECT", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await Peer.connect(endpoint, "client");
     const worker = await registerWorker(broker, endpoint, "idle", "echo");
     const gone = nextEvent(broker, "workerDisconnected");
@@ -648,7 +610,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDP-R10 (fixes MDB-B4) a second REPLY to one request -> DISCONNECT; the client gets one reply", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "twice", "echo");
     const client = await Peer.connect(endpoint, "client");
     await client.send(REQUEST01("echo", B("x")));
@@ -662,7 +624,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDP-R12 (fixes MDB-B5) REPLY naming another client -> DISCONNECT; no client gets it", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "liar", "echo");
     const victim = await Peer.connect(endpoint, "victim");
     await victim.send(REQUEST01("mmi.service", B("echo"))); // connected and known to the ROUTER
@@ -681,7 +643,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDP-R9 (fixes MDB-B9) DISCONNECT from a busy worker: its request is dropped, not lost silently", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "quitter", "echo");
     const client = await Peer.connect(endpoint, "client");
     const dropped = nextEvent(broker, "requestDropped");
@@ -697,7 +659,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDB-B9 DISCONNECT from a busy worker of an idempotent service: re-queued and served by another", async () => {
-    const { broker, endpoint } = await startBroker({ idempotent: () => true });
+    const { broker, endpoint } = await startBroker(cleanup, { idempotent: () => true });
     const quitter = await registerWorker(broker, endpoint, "quitter", "echo");
     const client = await Peer.connect(endpoint, "client");
     await client.send(REQUEST01("echo", B("job")));
@@ -713,7 +675,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDP-R9 a worker's DISCONNECT removes it (MMI 404) and the broker sends it nothing more", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100 });
+    const { broker, endpoint } = await startBroker(cleanup, { heartbeatIntervalMs: 100 });
     const worker = await registerWorker(broker, endpoint, "leaving", "echo");
     const gone = nextEvent(broker, "workerDisconnected");
     await worker.send(DISCONNECT("0.1"));
@@ -725,7 +687,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDP-R9 a DISCONNECT from a peer that never registered is ignored, with no answer", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100 });
+    const { broker, endpoint } = await startBroker(cleanup, { heartbeatIntervalMs: 100 });
     const peer = await Peer.connect(endpoint, "stranger");
     await peer.send(DISCONNECT("0.1"));
     await peer.send(DISCONNECT("0.2"));
@@ -734,7 +696,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDP-R10 a REQUEST command sent by a registered worker -> DISCONNECT", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "confused", "echo");
     await worker.send([E, MDPW01, byte(2), B("client"), E, B("x")]);
     expect(await worker.next()).toEqual([E, MDPW01, byte(5)]);
@@ -742,7 +704,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDP-R10 a registered worker that sends an invalid message is treated as invalid: DISCONNECT", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "garbler", "echo");
     await worker.send([E, MDPW01, byte(9)]);
     expect(await worker.next()).toEqual([E, MDPW01, byte(5)]);
@@ -751,7 +713,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
   });
 
   it("MDB-B7 malformed messages are dropped and counted; the broker keeps serving", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const peer = await Peer.connect(endpoint, "junk");
     const garbage: Buffer[][] = [
       [B("x")],
@@ -784,7 +746,7 @@ describe("fixes of the reference broker's bugs (section 5.12)", () => {
 
 describe("shutdown, stats and options", () => {
   it("MDP-R9/R11 close() sends DISCONNECT to every registered worker, in its version", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const w1 = await registerWorker(broker, endpoint, "w1", "a", "0.1");
     const w2 = await registerWorker(broker, endpoint, "w2", "b", "0.2");
     const client = await Peer.connect(endpoint, "client");
@@ -796,7 +758,7 @@ describe("shutdown, stats and options", () => {
   });
 
   it("MDB-B6/B8 stats() reports services, workers, counters and drops by reason", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "worker", "echo");
     const client = await Peer.connect(endpoint, "client");
     for (const body of ["1", "2"]) {
@@ -830,7 +792,7 @@ describe("shutdown, stats and options", () => {
   });
 
   it("5.1 bind: start() rejects with EADDRINUSE when the endpoint is already bound", async () => {
-    const { endpoint } = await startBroker();
+    const { endpoint } = await startBroker(cleanup);
     await expect(MajordomoBroker.start({ bind: endpoint })).rejects.toMatchObject({
       code: "EADDRINUSE",
     });
@@ -887,7 +849,7 @@ describe("robustness fixes (regression tests)", () => {
   // The same throw happens on a worker REPLY for a service registered with such a name.
   it("MDB-B7 fixed: a non-UTF-8 service name must not kill the broker's receive loop", async () => {
     await capturingUnhandled(async (errors) => {
-      const { endpoint } = await startBroker();
+      const { endpoint } = await startBroker(cleanup);
       const attacker = await Peer.connect(endpoint, "attacker");
       await attacker.send(REQUEST01(Buffer.concat([B("mmi."), Buffer.alloc(100, 0xff)]), B("x")));
       const client = await Peer.connect(endpoint, "client");
@@ -903,7 +865,7 @@ describe("robustness fixes (regression tests)", () => {
   // the service name a printable string, so refusing it would be fine; mangling it is not
   // (a reference mdcliapi asserts the reply's service frame equals the request's).
   it("MDB-7 fixed: a reply carries the service frame byte for byte, or the request is refused", async () => {
-    const { endpoint } = await startBroker();
+    const { endpoint } = await startBroker(cleanup);
     const client = await Peer.connect(endpoint, "client");
     const service = Buffer.concat([B("mmi."), byte(0xff)]);
     await client.send(REQUEST01(service, B("x")));
@@ -917,7 +879,7 @@ describe("robustness fixes (regression tests)", () => {
   // client as the 3-frame [""]["MDPC01"]["echo"], which breaks RFC 7's client REPLY (4+ frames;
   // a reference mdcliapi asserts >= 3 frames after REQ strips the delimiter and would abort).
   it("RFC 7 5.4 fixed: a body-less worker REPLY is not forwarded as a 3-frame client REPLY", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "worker", "echo");
     const client = await Peer.connect(endpoint, "client");
     await client.send(REQUEST01("echo", B("x")));

@@ -1,67 +1,28 @@
-/**
- * One broker, MDP/0.1 (RFC 7) and MDP/0.2 (RFC 18) clients and workers at once (section 6):
- * each peer is answered in its own version, partial replies reach 0.2 clients only, and a worker
- * that changes version mid-conversation is disconnected.
- */
-import type { EventEmitter } from "node:events";
 import { identityKey } from "@zmq-patterns/core";
-import { allocateAddress, Tap } from "@zmq-patterns/core/testing";
+import { Tap } from "@zmq-patterns/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Dealer, Request } from "zeromq";
+import type { MajordomoBroker } from "../src/broker.js";
 import {
-  MajordomoBroker,
-  type MajordomoBrokerEvents,
-  type MajordomoBrokerOptions,
-} from "../src/broker.js";
-
-const E = Buffer.alloc(0);
-const B = (text: string): Buffer => Buffer.from(text);
-const byte = (value: number): Buffer => Buffer.from([value]);
-const MDPC01 = B("MDPC01");
-const MDPW01 = B("MDPW01");
-const MDPC02 = B("MDPC02");
-const MDPW02 = B("MDPW02");
-type Version = "0.1" | "0.2";
-
-// Worker commands (W->B) in both versions.
-const READY = (v: Version, service: string): Buffer[] =>
-  v === "0.1" ? [E, MDPW01, byte(1), B(service)] : [MDPW02, byte(1), B(service)];
-const HEARTBEAT = (v: Version): Buffer[] =>
-  v === "0.1" ? [E, MDPW01, byte(4)] : [MDPW02, byte(5)];
-const DISCONNECT = (v: Version): Buffer[] =>
-  v === "0.1" ? [E, MDPW01, byte(5)] : [MDPW02, byte(6)];
-const REPLY01 = (client: Buffer, ...body: Buffer[]): Buffer[] => [
+  B,
+  byte,
+  DISCONNECT,
   E,
+  FINAL02,
+  HEARTBEAT,
+  isHeartbeat,
+  MDPC01,
+  MDPC02,
   MDPW01,
-  byte(3),
-  client,
-  E,
-  ...body,
-];
-const PARTIAL02 = (client: Buffer, ...body: Buffer[]): Buffer[] => [
   MDPW02,
-  byte(3),
-  client,
-  E,
-  ...body,
-];
-const FINAL02 = (client: Buffer, ...body: Buffer[]): Buffer[] => [
-  MDPW02,
-  byte(4),
-  client,
-  E,
-  ...body,
-];
-// Client requests (C->B).
-const REQUEST = (v: Version, service: string, ...body: Buffer[]): Buffer[] =>
-  v === "0.1" ? [E, MDPC01, B(service), ...body] : [MDPC02, byte(1), B(service), ...body];
-
-function isHeartbeat(frames: readonly Buffer[]): boolean {
-  const [a, b, c] = frames;
-  if (frames.length === 3 && a?.byteLength === 0 && b?.equals(MDPW01) && c?.equals(byte(4)))
-    return true;
-  return frames.length === 2 && a?.equals(MDPW02) === true && b?.equals(byte(5)) === true;
-}
+  nextEvent,
+  PARTIAL02,
+  READY,
+  REPLY01,
+  REQUEST,
+  startBroker,
+  type Version,
+} from "./support.js";
 
 const cleanup: Array<{ close(): unknown }> = [];
 afterEach(async () => {
@@ -96,43 +57,6 @@ async function expectOnlyHeartbeats(tap: Tap<Dealer>, ms: number): Promise<void>
   }
 }
 
-function nextEvent<K extends keyof MajordomoBrokerEvents>(
-  broker: MajordomoBroker,
-  event: K,
-  match: (payload: MajordomoBrokerEvents[K][0]) => boolean = () => true,
-  timeoutMs = 2000,
-): Promise<MajordomoBrokerEvents[K][0]> {
-  const emitter = broker as unknown as EventEmitter;
-  return new Promise((resolve, reject) => {
-    const listener = (payload: MajordomoBrokerEvents[K][0]): void => {
-      if (!match(payload)) return;
-      clearTimeout(timer);
-      emitter.off(event, listener as (...args: unknown[]) => void);
-      resolve(payload);
-    };
-    const timer = setTimeout(() => {
-      emitter.off(event, listener as (...args: unknown[]) => void);
-      reject(new Error(`no ${event} event within ${timeoutMs} ms`));
-    }, timeoutMs);
-    emitter.on(event, listener as (...args: unknown[]) => void);
-  });
-}
-
-async function startBroker(
-  options: MajordomoBrokerOptions = {},
-): Promise<{ broker: MajordomoBroker; endpoint: string }> {
-  const broker = await MajordomoBroker.start({
-    bind: await allocateAddress(),
-    heartbeatIntervalMs: 1000,
-    // Tap workers heartbeat only where a test says so; a long liveness keeps a loaded machine
-    // from expiring them. Tests of expiry set their own.
-    liveness: 10,
-    ...options,
-  });
-  cleanup.push(broker);
-  return { broker, endpoint: broker.endpoints[0] as string };
-}
-
 async function registerWorker(
   broker: MajordomoBroker,
   endpoint: string,
@@ -165,7 +89,7 @@ async function takeRequest(
 
 describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   it("RFC 18/RFC 7 a 0.1 DEALER client served by a 0.2 worker: partials are not forwarded, FINAL arrives as REPLY", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "w02", "stream", "0.2");
     const client = await dealer(endpoint, "c01");
     await client.send(REQUEST("0.1", "stream", B("q")));
@@ -180,7 +104,7 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("RFC 18/RFC 7 a 0.1 REQ client served by a 0.2 worker gets exactly one reply", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "w02", "stream", "0.2");
     const req = new Request({ linger: 0, receiveTimeout: 2000 });
     cleanup.push(req);
@@ -195,7 +119,7 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("RFC 18/RFC 7 a 0.2 client served by a 0.1 worker: REQUEST in the 0.1 layout, REPLY arrives as FINAL", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "w01", "classic", "0.1");
     const client = await dealer(endpoint, "c02");
     await client.send(REQUEST("0.2", "classic", B("a"), B("b")));
@@ -207,7 +131,7 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("RFC 18 a 0.2 client served by a 0.2 worker gets PARTIAL, PARTIAL, FINAL, in order", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "w02", "stream", "0.2");
     const client = await dealer(endpoint, "c02");
     await client.send(REQUEST("0.2", "stream", B("go")));
@@ -223,7 +147,7 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("RFC 18 a 0.2 worker becomes idle after FINAL only: the next queued request waits for it", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "w02", "stream", "0.2");
     const client = await dealer(endpoint, "c02");
     await client.send(REQUEST("0.2", "stream", B("r1")));
@@ -241,7 +165,7 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("RFC 18 after FINAL the broker sends nothing more for that request: a PARTIAL after FINAL -> DISCONNECT", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "w02", "stream", "0.2");
     const client = await dealer(endpoint, "c02");
     await client.send(REQUEST("0.2", "stream", B("q")));
@@ -255,7 +179,7 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("RFC 7 + RFC 18 one service with a 0.1 and a 0.2 worker, 0.1 and 0.2 clients at once: everyone in their own version", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const w01 = await registerWorker(broker, endpoint, "w01", "mixed", "0.1");
     const w02 = await registerWorker(broker, endpoint, "w02", "mixed", "0.2");
     const c01 = await dealer(endpoint, "c01");
@@ -321,7 +245,10 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("MDP-R13 any command counts as a heartbeat: a 0.2 worker streaming PARTIALs and no HEARTBEAT stays alive", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100, liveness: 3 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      heartbeatIntervalMs: 100,
+      liveness: 3,
+    });
     const worker = await registerWorker(broker, endpoint, "streamer", "stream", "0.2");
     const client = await dealer(endpoint, "c02");
     const lost: string[] = [];
@@ -344,7 +271,10 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("MDP-R13 heartbeats go out in each worker's version", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100, liveness: 10 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      heartbeatIntervalMs: 100,
+      liveness: 10,
+    });
     const w01 = await registerWorker(broker, endpoint, "w01", "a", "0.1");
     const w02 = await registerWorker(broker, endpoint, "w02", "b", "0.2");
     expect(await w01.receive(500)).toEqual([E, MDPW01, byte(4)]);
@@ -353,7 +283,7 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("MDP-R15 a 0.1 worker that switches to 0.2 mid-conversation is disconnected (in its own version)", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "switcher", "svc", "0.1");
     const gone = nextEvent(broker, "workerDisconnected");
     await worker.send(HEARTBEAT("0.2"));
@@ -364,7 +294,7 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("MDP-R15 a busy 0.2 worker that answers with a 0.1 REPLY is disconnected; the request is dropped", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "switcher", "svc", "0.2");
     const client = await dealer(endpoint, "c02");
     await client.send(REQUEST("0.2", "svc", B("x")));
@@ -377,7 +307,7 @@ describe("MDP/0.1 and MDP/0.2 peers on one broker (section 6)", () => {
   });
 
   it("MDB-6/MDP-R15 READY in 0.2 from an identity registered in 0.1 -> DISCONNECT, not a second registration", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const worker = await registerWorker(broker, endpoint, "twice", "svc", "0.1");
     await worker.send(READY("0.2", "svc"));
     expect(await next(worker)).toEqual([E, MDPW01, byte(5)]);

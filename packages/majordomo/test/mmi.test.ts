@@ -1,37 +1,25 @@
-/**
- * RFC 8/MMI as the broker answers it (section 5.10): `mmi.service` 200/404, other `mmi.*` 501,
- * the reference reply layout, over MDP/0.1 (REQ and DEALER) and MDP/0.2.
- */
-import type { EventEmitter } from "node:events";
 import { identityKey } from "@zmq-patterns/core";
-import { allocateAddress, Tap } from "@zmq-patterns/core/testing";
+import { Tap } from "@zmq-patterns/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Dealer, Request } from "zeromq";
+import type { MajordomoBroker } from "../src/broker.js";
 import {
-  MajordomoBroker,
-  type MajordomoBrokerEvents,
-  type MajordomoBrokerOptions,
-} from "../src/broker.js";
-
-const E = Buffer.alloc(0);
-const B = (text: string): Buffer => Buffer.from(text);
-const byte = (value: number): Buffer => Buffer.from([value]);
-const MDPC01 = B("MDPC01");
-const MDPW01 = B("MDPW01");
-const MDPC02 = B("MDPC02");
-const MDPW02 = B("MDPW02");
+  B,
+  byte,
+  E,
+  isHeartbeat,
+  MDPC01,
+  MDPC02,
+  MDPW01,
+  MDPW02,
+  nextEvent,
+  startBroker,
+} from "./support.js";
 
 const cleanup: Array<{ close(): unknown }> = [];
 afterEach(async () => {
   for (const item of cleanup.splice(0).reverse()) await item.close();
 });
-
-function isHeartbeat(frames: readonly Buffer[]): boolean {
-  const [a, b, c] = frames;
-  if (frames.length === 3 && a?.byteLength === 0 && b?.equals(MDPW01) && c?.equals(byte(4)))
-    return true;
-  return frames.length === 2 && a?.equals(MDPW02) === true && b?.equals(byte(5)) === true;
-}
 
 async function dealer(endpoint: string, id: string): Promise<Tap<Dealer>> {
   const tap = await Tap.dealer(endpoint, { routingId: id });
@@ -46,40 +34,6 @@ async function next(tap: Tap<Dealer>, timeoutMs = 2000): Promise<Buffer[]> {
     const frames = await tap.receive(Math.max(1, Math.round(deadline - performance.now())));
     if (!isHeartbeat(frames)) return frames;
   }
-}
-
-function nextEvent<K extends keyof MajordomoBrokerEvents>(
-  broker: MajordomoBroker,
-  event: K,
-  timeoutMs = 2000,
-): Promise<MajordomoBrokerEvents[K][0]> {
-  const emitter = broker as unknown as EventEmitter;
-  return new Promise((resolve, reject) => {
-    const listener = (payload: MajordomoBrokerEvents[K][0]): void => {
-      clearTimeout(timer);
-      resolve(payload);
-    };
-    const timer = setTimeout(() => {
-      emitter.off(event, listener as (...args: unknown[]) => void);
-      reject(new Error(`no ${event} event within ${timeoutMs} ms`));
-    }, timeoutMs);
-    emitter.once(event, listener as (...args: unknown[]) => void);
-  });
-}
-
-async function startBroker(
-  options: MajordomoBrokerOptions = {},
-): Promise<{ broker: MajordomoBroker; endpoint: string }> {
-  const broker = await MajordomoBroker.start({
-    bind: await allocateAddress(),
-    heartbeatIntervalMs: 1000,
-    // Tap workers heartbeat only where a test says so; a long liveness keeps a loaded machine
-    // from expiring them. Tests of expiry set their own.
-    liveness: 10,
-    ...options,
-  });
-  cleanup.push(broker);
-  return { broker, endpoint: broker.endpoints[0] as string };
 }
 
 async function registerWorker(
@@ -109,7 +63,7 @@ async function lookup(client: Tap<Dealer>, name: string): Promise<string> {
 
 describe("MMI over MDP/0.1 DEALER (RFC 8)", () => {
   it("MMI-R2 mmi.service -> 404 without a worker, 200 with one, 200 while it is busy", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await dealer(endpoint, "client");
     expect(await lookup(client, "echo")).toBe("404");
     const worker = await registerWorker(broker, endpoint, "worker", "echo");
@@ -122,7 +76,10 @@ describe("MMI over MDP/0.1 DEALER (RFC 8)", () => {
   });
 
   it("MMI-R2 mmi.service -> 404 after the only worker expired", async () => {
-    const { broker, endpoint } = await startBroker({ heartbeatIntervalMs: 100, liveness: 3 });
+    const { broker, endpoint } = await startBroker(cleanup, {
+      heartbeatIntervalMs: 100,
+      liveness: 3,
+    });
     const client = await dealer(endpoint, "client");
     const expired = nextEvent(broker, "workerExpired");
     await registerWorker(broker, endpoint, "silent", "echo");
@@ -132,7 +89,7 @@ describe("MMI over MDP/0.1 DEALER (RFC 8)", () => {
   });
 
   it("MMI-R2 mmi.service -> 404 after the only worker sent DISCONNECT", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await dealer(endpoint, "client");
     const worker = await registerWorker(broker, endpoint, "worker", "echo");
     expect(await lookup(client, "echo")).toBe("200");
@@ -143,7 +100,7 @@ describe("MMI over MDP/0.1 DEALER (RFC 8)", () => {
   });
 
   it("MMI-R2 a service with queued requests but no worker is 404", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await dealer(endpoint, "client");
     await client.send([E, MDPC01, B("pending"), B("x")]);
     expect(await lookup(client, "pending")).toBe("404"); // same pipe: processed after the request
@@ -151,7 +108,7 @@ describe("MMI over MDP/0.1 DEALER (RFC 8)", () => {
   });
 
   it("MMI-R3 any other mmi.* service -> 501", async () => {
-    const { endpoint } = await startBroker();
+    const { endpoint } = await startBroker(cleanup);
     const client = await dealer(endpoint, "client");
     for (const service of ["mmi.foo", "mmi.", "mmi.services", "mmi.service.x"]) {
       await client.send([E, MDPC01, B(service), B("echo")]);
@@ -160,13 +117,13 @@ describe("MMI over MDP/0.1 DEALER (RFC 8)", () => {
   });
 
   it("MMI-R1 mmi.service for a name in the mmi. namespace is 404 (no worker can register one)", async () => {
-    const { endpoint } = await startBroker();
+    const { endpoint } = await startBroker(cleanup);
     const client = await dealer(endpoint, "client");
     expect(await lookup(client, "mmi.service")).toBe("404");
   });
 
   it("5.10 reference layout: the LAST body frame is the name and is replaced by the code; earlier frames are kept", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     await registerWorker(broker, endpoint, "worker", "echo");
     const client = await dealer(endpoint, "client");
     await client.send([E, MDPC01, B("mmi.service"), B("a"), E, B("echo")]);
@@ -179,7 +136,7 @@ describe("MMI over MDP/0.1 DEALER (RFC 8)", () => {
   });
 
   it("5.10 MMI is answered at once with no workers at all, never queued, and creates no service", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await dealer(endpoint, "client");
     for (let i = 0; i < 5; i += 1) expect(await lookup(client, `svc-${i}`)).toBe("404");
     await client.send([E, MDPC01, B("mmi.unknown"), B("x")]);
@@ -190,7 +147,7 @@ describe("MMI over MDP/0.1 DEALER (RFC 8)", () => {
   });
 
   it("MMI-R2 a 0.2 worker counts like a 0.1 worker", async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     await registerWorker(broker, endpoint, "w02", "stream", "0.2");
     const client = await dealer(endpoint, "client");
     expect(await lookup(client, "stream")).toBe("200");
@@ -199,7 +156,7 @@ describe("MMI over MDP/0.1 DEALER (RFC 8)", () => {
 
 describe("MMI over a REQ client and over MDP/0.2", () => {
   it('MMI-R2/R3 a REQ client sees ["MDPC01"]["mmi.service"][code]', async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     await registerWorker(broker, endpoint, "worker", "echo");
     const req = new Request({ linger: 0, receiveTimeout: 2000 });
     cleanup.push(req);
@@ -213,7 +170,7 @@ describe("MMI over a REQ client and over MDP/0.2", () => {
   });
 
   it('MMI-R2/R3 over 0.2 the answer is a FINAL ["MDPC02"][0x03][service][code]', async () => {
-    const { broker, endpoint } = await startBroker();
+    const { broker, endpoint } = await startBroker(cleanup);
     const client = await dealer(endpoint, "client02");
     await client.send([MDPC02, byte(1), B("mmi.service"), B("echo")]);
     expect(await next(client)).toEqual([MDPC02, byte(3), B("mmi.service"), B("404")]);

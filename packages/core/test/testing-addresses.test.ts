@@ -67,20 +67,32 @@ describe("allocateAddress", () => {
   });
 
   it("skips a port that is in use", async () => {
-    // A fresh module instance walks the same ports as this one: occupy its next port first.
-    vi.resetModules();
-    const fresh = await import("../src/testing/addresses.js");
-    const probe = await fresh.allocatePort();
-    vi.resetModules();
-    const again = await import("../src/testing/addresses.js");
+    // The walk through the slot is sequential: occupy the port after the one just handed out.
+    const previous = await allocatePort();
+    const slotFirst =
+      PORT_RANGE_START +
+      Math.floor((previous - PORT_RANGE_START) / PORTS_PER_SLOT) * PORTS_PER_SLOT;
+    const next = previous + 1 < slotFirst + PORTS_PER_SLOT ? previous + 1 : slotFirst + 1;
     const blocker = new Router({ linger: 0 });
     try {
-      await blocker.bind(`tcp://127.0.0.1:${probe}`);
-      const port = await again.allocatePort();
-      expect(port).not.toBe(probe);
+      await blocker.bind(`tcp://127.0.0.1:${next}`);
+      const port = await allocatePort();
+      expect(port).not.toBe(next);
+      expect(port).not.toBe(previous);
     } finally {
       blocker.close();
     }
+  });
+
+  it("two allocators (as in two processes) claim different slots", async () => {
+    const ours = await allocatePort();
+    vi.resetModules();
+    const other = await import("../src/testing/addresses.js");
+    const theirs = await other.allocatePort();
+    const slotOf = (port: number) => Math.floor((port - PORT_RANGE_START) / PORTS_PER_SLOT);
+    expect(slotOf(theirs)).not.toBe(slotOf(ours));
+    // The first port of a slot is its claim and is never handed out.
+    expect((theirs - PORT_RANGE_START) % PORTS_PER_SLOT).not.toBe(0);
   });
 
   it("fails clearly once the slot is used up", async () => {

@@ -22,7 +22,10 @@ export const PORT_RANGE_START = 20_000;
 /** One past the last port handed out (see {@link PORT_RANGE_START}). */
 export const PORT_RANGE_END = 32_000;
 
-/** Ports reserved for each process; a process that needs more fails instead of reusing ports. */
+/**
+ * Ports reserved for each process; a process that needs more fails instead of reusing ports.
+ * The first port of a slot is its claim: the owning process keeps it bound while it lives.
+ */
 export const PORTS_PER_SLOT = 250;
 
 const SLOTS = Math.floor((PORT_RANGE_END - PORT_RANGE_START) / PORTS_PER_SLOT);
@@ -33,7 +36,13 @@ const IPC_PREFIX = "zmqp-";
 /** Our ipc file names: prefix, pid in base 36, counter in base 36. */
 const IPC_NAME = /^zmqp-([0-9a-z]+)-[0-9a-z]+\.sock$/;
 
-let portSlot: { first: number; offset: number; source: string } | undefined;
+interface PortSlot {
+  first: number;
+  offset: number;
+  source: string;
+}
+
+let portSlot: Promise<PortSlot> | undefined;
 let portsTried = 0;
 let counter = 0;
 const ipcPaths = new Set<string>();
@@ -43,11 +52,12 @@ let ipcCleanupInstalled = false;
  * Returns an endpoint no other test is using: `tcp://127.0.0.1:PORT` (default, the port checked
  * free), `ipc://` a short path in the temporary directory, or `inproc://` a unique name.
  *
- * TCP ports come from a slot of {@link PORTS_PER_SLOT} ports owned by this process: the slot is
- * chosen by vitest's `VITEST_POOL_ID` (unique among concurrently running workers), else
- * `VITEST_WORKER_ID`, else the pid, and the walk through it starts at an offset derived from the
- * pid so that successive or concurrent runs rarely meet. Ports are never handed out twice by one
- * process, because a peer left over from an earlier test would reconnect to a reused port.
+ * TCP ports come from a slot of {@link PORTS_PER_SLOT} ports owned by this process. The slot is
+ * claimed by keeping its first port bound for the life of the process, so two processes never
+ * own one slot, even across concurrent test runs; the search starts at the slot named by
+ * vitest's `VITEST_POOL_ID`, else `VITEST_WORKER_ID`, else the pid, and walks on past slots
+ * already claimed. Ports are never handed out twice by one process, because a peer left over
+ * from an earlier test would reconnect to a reused port.
  */
 export async function allocateAddress(transport: Transport = "tcp"): Promise<string> {
   switch (transport) {
@@ -69,23 +79,55 @@ export async function allocateAddress(transport: Transport = "tcp"): Promise<str
  * handed out before (see {@link allocateAddress} for how ports are partitioned).
  */
 export async function allocatePort(): Promise<number> {
-  portSlot ??= chooseSlot();
-  const slot = portSlot;
+  portSlot ??= claimSlot();
+  const slot = await portSlot;
+  const usable = PORTS_PER_SLOT - 1;
   for (;;) {
-    if (portsTried >= PORTS_PER_SLOT) {
+    if (portsTried >= usable) {
       throw new Error(
-        `allocatePort: all ${PORTS_PER_SLOT} ports of this process's slot ` +
-          `(${slot.first}-${slot.first + PORTS_PER_SLOT - 1}, chosen by ${slot.source}) ` +
+        `allocatePort: all ${usable} ports of this process's slot ` +
+          `(${slot.first + 1}-${slot.first + usable}, ${slot.source}) ` +
           "were handed out or in use; split the test file or free the ports",
       );
     }
     // Reserved synchronously, so concurrent callers never receive the same port.
-    const port = slot.first + ((slot.offset + portsTried++) % PORTS_PER_SLOT);
+    const port = slot.first + 1 + ((slot.offset + portsTried++) % usable);
     if (await isPortFree(port)) return port;
   }
 }
 
-function chooseSlot(): { first: number; offset: number; source: string } {
+/** Claims the first free slot from the preferred one on, holding its first port until exit. */
+async function claimSlot(): Promise<PortSlot> {
+  const preferred = preferredSlot();
+  // Knuth's multiplicative hash spreads neighbouring pids across the slot.
+  const offset = (Math.imul(process.pid, 2_654_435_761) >>> 0) % (PORTS_PER_SLOT - 1);
+  for (let i = 0; i < SLOTS; i++) {
+    const index = (preferred.index + i) % SLOTS;
+    const first = PORT_RANGE_START + index * PORTS_PER_SLOT;
+    if (await holdPort(first)) {
+      const source = i === 0 ? `chosen by ${preferred.source}` : `claimed after ${i} busy slot(s)`;
+      return { first, offset, source };
+    }
+  }
+  throw new Error(
+    `allocatePort: all ${SLOTS} port slots between ${PORT_RANGE_START} and ${PORT_RANGE_END} ` +
+      "are claimed by other processes",
+  );
+}
+
+/** Binds the port for the rest of the process's life (without keeping it alive). */
+function holdPort(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ port, host: "127.0.0.1", exclusive: true }, () => {
+      server.unref();
+      resolve(true);
+    });
+  });
+}
+
+function preferredSlot(): { index: number; source: string } {
   const pool = envInteger(process.env.VITEST_POOL_ID);
   const worker = envInteger(process.env.VITEST_WORKER_ID);
   let index: number;
@@ -100,13 +142,7 @@ function chooseSlot(): { first: number; offset: number; source: string } {
     index = process.pid % SLOTS;
     source = `pid ${process.pid}`;
   }
-  // Knuth's multiplicative hash spreads neighbouring pids across the slot.
-  const offset = Math.imul(process.pid, 2_654_435_761) >>> 0;
-  return {
-    first: PORT_RANGE_START + index * PORTS_PER_SLOT,
-    offset: offset % PORTS_PER_SLOT,
-    source,
-  };
+  return { index, source };
 }
 
 function envInteger(value: string | undefined): number | undefined {

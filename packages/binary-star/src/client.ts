@@ -62,7 +62,7 @@ export interface BinaryStarClientOptions {
 export interface BinaryStarRequestOptions {
   timeoutMs?: number;
   maxAttempts?: number;
-  /** Abandons the request (rejects with `AbortedError`). */
+  /** Abandons the request (rejects with `AbortedError`), also while it waits for its turn. */
   signal?: AbortSignal;
 }
 
@@ -115,7 +115,7 @@ export class BinaryStarClient extends EventEmitter<BinaryStarClientEvents> imple
   #index = 0;
   #socket: Request | undefined;
   #receiver: Receiver | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(options: BinaryStarClientOptions = {}) {
     super();
@@ -153,8 +153,13 @@ export class BinaryStarClient extends EventEmitter<BinaryStarClientEvents> imple
     const frames = toFrames(typeof body === "string" || body instanceof Uint8Array ? [body] : body);
     const timeoutMs = checkDuration("timeoutMs", options.timeoutMs ?? this.timeoutMs);
     const maxAttempts = checkAttempts(options.maxAttempts ?? this.maxAttempts);
-    const run = this.#queue.then(() => this.#run(frames, timeoutMs, maxAttempts, options.signal));
-    this.#queue = run.catch(() => {});
+    const ahead = this.#queue;
+    const run = waitForTurn(ahead, options.signal).then(() =>
+      this.#run(frames, timeoutMs, maxAttempts, options.signal),
+    );
+    // The next request waits for this one and for those ahead of it: one aborted while queued
+    // must not let the next overtake a request that still owns the socket.
+    this.#queue = Promise.allSettled([ahead, run]).then(() => {});
     return run;
   }
 
@@ -241,6 +246,26 @@ export class BinaryStarClient extends EventEmitter<BinaryStarClientEvents> imple
     this.#socket = undefined;
     this.#receiver = undefined;
   }
+}
+
+/**
+ * Resolves once the requests ahead (`ahead`, which never rejects) are done, or rejects with
+ * `AbortedError` as soon as `signal` aborts: a queued request gives up without waiting its turn.
+ */
+function waitForTurn(ahead: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return ahead;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError("request aborted", { cause: signal.reason }));
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener("abort", onAbort, { once: true });
+    void ahead.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+  });
 }
 
 function checkDelay(ms: number): number {

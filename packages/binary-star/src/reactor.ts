@@ -13,6 +13,7 @@ import {
   checkDuration,
   checkEndpoint,
   checkInteger,
+  closeSocket,
   createLogger,
   type FrameLike,
   InvalidArgumentError,
@@ -71,9 +72,16 @@ export class BinaryStarFatalError extends Error {
 export interface BinaryStarVoter {
   /**
    * Queues a message on the voter ROUTER; its first frame is the routing identity of the client.
-   * Returns `false` (and counts a drop) when the send queue is full or the reactor is closed.
+   * Returns `false` when the send queue is full (counted as a `voter queue full` drop) or the
+   * reactor is closed (not counted: nothing is served any more).
    */
   send(frames: readonly FrameLike[]): boolean;
+  /**
+   * Queues a message, first waiting for room in the send queue: the way to stream a long answer
+   * (a Clone snapshot, say) without dropping its tail. Resolves `true` once the socket took it,
+   * `false` (counted as a drop) when it could not be delivered or the reactor closed.
+   */
+  write(frames: readonly FrameLike[]): Promise<boolean>;
 }
 
 /**
@@ -124,6 +132,12 @@ export interface BinaryStarOptions {
   onReject?: (message: Buffer[], voter: BinaryStarVoter, state: BinaryStarState) => void;
   /** Messages held for the voter socket before replies are dropped. Default 1,000. */
   sendCapacity?: number;
+  /**
+   * How long a reply may wait for a client that does not read (its queue at the high-water
+   * mark) before it is dropped and counted, so one stuck client cannot hold up the others'
+   * replies for good. Default 5,000 ms.
+   */
+  sendTimeoutMs?: number;
   /** Monotonic clock for heartbeats and the peer expiry (fix 1.11.7). Default: the system clock. */
   clock?: Clock;
   /** Where to log. Default: quiet unless `ZMQ_PATTERNS_DEBUG` enables `binary-star:<role>`. */
@@ -232,6 +246,8 @@ export class BinaryStar extends EventEmitter<BinaryStarEvents> implements Closea
     handlerErrors: 0,
   };
   #machine: BinaryStarMachine | undefined;
+  /** The endpoints as bound (real ports), kept so they stay readable after close. */
+  #bound: { voter: string; localState: string } | undefined;
   #heartbeat: TimerHandle | undefined;
   #misconfigured = false;
   #fatal: BinaryStarFatalError | null = null;
@@ -269,7 +285,14 @@ export class BinaryStar extends EventEmitter<BinaryStarEvents> implements Closea
     this.#onReject = options.onReject;
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? createLogger(`binary-star:${this.role}`);
-    this.#voter = this.#stack.socket(new Router());
+    // Mandatory routing: a reply to a client that is gone fails (and is counted), and a client
+    // at its high-water mark makes the reply wait (up to the send timeout) instead of vanishing.
+    this.#voter = this.#stack.socket(
+      new Router({
+        mandatory: true,
+        sendTimeout: checkDuration("sendTimeoutMs", options.sendTimeoutMs ?? 5000),
+      }),
+    );
     this.#publisher = this.#stack.socket(new Publisher());
     this.#subscriber = this.#stack.socket(new Subscriber());
     this.#toVoter = new SendQueue(this.#voter, {
@@ -283,6 +306,18 @@ export class BinaryStar extends EventEmitter<BinaryStarEvents> implements Closea
         if (this.#toVoter.trySend(frames)) return true;
         this.#drop("voter queue full", "voter", identityKey(Buffer.from(frames[0] ?? "")));
         return false;
+      },
+      write: async (frames) => {
+        if (this.#toVoter.closed) return false;
+        try {
+          await this.#toVoter.send(frames);
+          return true;
+        } catch {
+          if (!this.#toVoter.closed) {
+            this.#drop("unroutable reply", "voter", identityKey(Buffer.from(frames[0] ?? "")));
+          }
+          return false;
+        }
       },
     };
     this.#stack.defer(() => {
@@ -304,6 +339,10 @@ export class BinaryStar extends EventEmitter<BinaryStarEvents> implements Closea
     try {
       await server.#voter.bind(server.#endpoints.frontend);
       await server.#publisher.bind(server.#endpoints.localState);
+      server.#bound = {
+        voter: server.#voter.lastEndpoint ?? server.#endpoints.frontend,
+        localState: server.#publisher.lastEndpoint ?? server.#endpoints.localState,
+      };
       server.#subscriber.subscribe();
       server.#subscriber.connect(server.#endpoints.remoteState);
     } catch (error) {
@@ -342,11 +381,14 @@ export class BinaryStar extends EventEmitter<BinaryStarEvents> implements Closea
     return this.#fatal;
   }
 
-  /** The endpoints, with the real ports of the bound ones. */
+  /**
+   * The endpoints, with the real ports of the bound ones. Still readable once closed (for
+   * example in a `'fatal'` listener), when the sockets themselves can no longer be asked.
+   */
   get endpoints(): { voter: string; localState: string; remoteState: string } {
     return {
-      voter: this.#voter.lastEndpoint ?? this.#endpoints.frontend,
-      localState: this.#publisher.lastEndpoint ?? this.#endpoints.localState,
+      voter: this.#bound?.voter ?? this.#endpoints.frontend,
+      localState: this.#bound?.localState ?? this.#endpoints.localState,
       remoteState: this.#endpoints.remoteState,
     };
   }
@@ -484,7 +526,11 @@ export class BinaryStar extends EventEmitter<BinaryStarEvents> implements Closea
   #stop(error: BinaryStarFatalError): void {
     this.#fatal = error;
     this.#logger.error(error.message, { state: error.state, peerState: error.peerState });
-    // Stop first, so nothing is served after the pair is known to be broken.
+    // Tell the peer our state once more, with up to one heartbeat to deliver it, so it learns of
+    // the broken pair too even if we found out before our first heartbeat in this state.
+    void this.#publisher.send(encodeState(error.state)).catch(() => {});
+    closeSocket(this.#publisher, this.heartbeatIntervalMs);
+    // Stop serving at once: nothing is answered after the pair is known to be broken.
     void this.close();
     this.emit("fatal", error);
   }

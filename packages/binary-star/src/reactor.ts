@@ -120,8 +120,9 @@ export interface BinaryStarOptions {
   peerExpiryMs?: number;
   /**
    * Checks a voter message before it counts as a vote; throw (a `ProtocolError` names the
-   * reason) to drop it as garbage, neither voting nor reaching the handler. Default: a ROUTER
-   * message needs a routing identity and at least one more frame.
+   * reason) to drop it as garbage, neither voting nor reaching the handler. Default: every
+   * message is a vote, as in the reference; an application that knows its request format should
+   * check it here, so that junk sent to a passive server cannot make it take over.
    */
   validateRequest?: (message: Buffer[]) => void;
   /**
@@ -186,10 +187,6 @@ export interface BinaryStarStats {
   handlerErrors: number;
   /** Messages dropped, by reason. */
   dropped: Record<string, number>;
-}
-
-function defaultValidate(message: Buffer[]): void {
-  if (message.length < 2) throw new ProtocolError("message without body");
 }
 
 /**
@@ -281,7 +278,7 @@ export class BinaryStar extends EventEmitter<BinaryStarEvents> implements Closea
     }
     const capacity = checkInteger("sendCapacity", options.sendCapacity ?? 1000);
     this.#handler = options.handler;
-    this.#validate = options.validateRequest ?? defaultValidate;
+    this.#validate = options.validateRequest ?? (() => {});
     this.#onReject = options.onReject;
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? createLogger(`binary-star:${this.role}`);

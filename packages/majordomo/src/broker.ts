@@ -591,7 +591,7 @@ export class MajordomoBroker extends EventEmitter<MajordomoBrokerEvents> impleme
    */
   #lateReply(key: string, reply: Extract<WorkerCommand, { command: "reply" }>): boolean {
     const late = this.#expiredBusy.get(key);
-    if (!late || !late.request.client.equals(reply.client)) return false;
+    if (!late?.request.client.equals(reply.client)) return false;
     const { request, service, requeued } = late;
     if (requeued) {
       this.#dropped.increment("late reply of a requeued request");

@@ -35,7 +35,6 @@ import {
   DEFAULT_TIMEOUT_MS,
   decodeClientReply,
   encodeClientRequest,
-  MAX_SERVICE_NAME_BYTES,
   type MdpVersion,
 } from "./protocol.js";
 

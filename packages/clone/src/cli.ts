@@ -182,6 +182,10 @@ const client = defineCommand({
     ).length;
     if (actions > 1)
       throw new InvalidArgumentError("give at most one of --set, --delete, --dump and --random");
+    // Checked before connecting: a usage error must not wait for a server.
+    const at = o.set?.indexOf("=") ?? -1;
+    if (o.set !== undefined && at <= 0)
+      throw new InvalidArgumentError(`--set needs key=value, got "${o.set}"`);
     const map = new CloneClient({
       ...(ctx.positionals.length > 0 ? { servers: ctx.positionals } : {}),
       subtree: o.subtree,
@@ -195,7 +199,7 @@ const client = defineCommand({
       ctx.logger.info(`synchronised from ${from}: ${keys} keys, sequence ${sequence}`),
     );
     map.on("gap", ({ expected, got }) =>
-      ctx.logger.warn(`missed updates ${expected}..${got - 1}, resynchronising`),
+      ctx.logger.warn(`missed updates (expected #${expected}, got #${got}), resynchronising`),
     );
     ctx.ready(`servers ${map.servers.join(", ")}${o.subtree ? `, subtree ${o.subtree}` : ""}`);
     try {
@@ -204,8 +208,6 @@ const client = defineCommand({
       return; // closed by a signal
     }
     if (o.set !== undefined) {
-      const at = o.set.indexOf("=");
-      if (at <= 0) throw new InvalidArgumentError(`--set needs key=value, got "${o.set}"`);
       await map.set(
         o.set.slice(0, at),
         o.set.slice(at + 1),

@@ -53,7 +53,10 @@ export interface CloneClientOptions {
    * Default `""`: everything.
    */
   subtree?: string;
-  /** Silence from the current server (no HUGZ, no update) before failing over. Default 5,000 ms. */
+  /**
+   * Silence from the current server before failing over: no HUGZ or update while following it,
+   * no snapshot message while waiting for one. Default 5,000 ms.
+   */
   serverTtlMs?: number;
   /**
    * Longest wait, after connecting, for the first message from a server's publisher (a HUGZ
@@ -102,7 +105,11 @@ export interface CloneClientEvents {
   synced: [{ server: string; keys: number; sequence: number }];
   /** The current server was silent for the server TTL: the client moves to `to`. */
   failover: [{ from: string; to: string }];
-  /** Updates were missed (a hole in the sequence); a resync follows unless `onGap` is `"ignore"`. */
+  /**
+   * Updates were missed (a hole in the sequence): `expected` is the sequence the client waited
+   * for, `got` that of the update or HUGZ that revealed the hole. A resync follows unless `onGap`
+   * is `"ignore"`.
+   */
   gap: [{ expected: number; got: number }];
   /** A message from a server was dropped. */
   dropped: [{ reason: string; server: string }];
@@ -134,9 +141,11 @@ const MAX_CHANGE_BACKLOG = 10_000;
  * server's. Updates go out on a PUB connected to every server's collector, so both servers of a
  * pair see them.
  *
- * It watches the current server: every message (a HUGZ arrives each second) proves it alive;
- * after `serverTtlMs` of silence the client moves to the next server and asks it for a snapshot,
- * which is also its vote for that server to take over.
+ * It watches the current server: while following it, every message (a HUGZ arrives each
+ * second) proves it alive; while waiting for a snapshot, only the snapshot does, since a passive
+ * server publishes HUGZ but ignores the request while its peer is alive. After `serverTtlMs` of
+ * silence the client moves to the next server and asks it for a snapshot, which is also its vote
+ * for that server to take over.
  *
  * Fixes of the reference agent (spec 3.12): every sync builds a fresh map and then reports what
  * changed, so keys deleted during a failover disappear (C1); every sync uses a fresh DEALER, so a
@@ -170,7 +179,8 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
   };
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #publisher = new Publisher({ linger: 0 });
+  /** Updates to every server's collector. */
+  readonly #publisher: Publisher;
   readonly #dropped = new Counters();
   readonly #confirmations = new Map<string, Confirmation>();
   readonly #iterators = new Set<ChangeQueue>();
@@ -219,6 +229,11 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
     }
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? createLogger("clone:client");
+    // Sockets only once the options are known good, so a bad option leaves none behind.
+    // `immediate`: nothing is queued for a server while its connection is down, so a server that
+    // restarts is not fed stale copies of updates its peer handled meanwhile (it would take them
+    // for new ones and could replay them over newer values at the next failover).
+    this.#publisher = new Publisher({ linger: 0, immediate: true });
     for (const server of this.#endpoints) this.#publisher.connect(server.collector);
     this.#connect();
   }
@@ -483,6 +498,8 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
       subtree: this.subtree,
     });
     connection.dealer.send(encodeSnapshotRequest(this.subtree)).catch(() => {});
+    // From now on only the snapshot proves the server alive (a passive one would not answer).
+    this.#armExpiry();
     void this.#readSnapshot(connection);
   }
 
@@ -526,7 +543,7 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
     for (const [key, msg] of next) {
       const before = previous.get(key);
       this.#confirm(msg.uuid);
-      if (!before || !before.body.equals(msg.body)) this.#changed(key, msg.body, sequence);
+      if (!before?.body.equals(msg.body)) this.#changed(key, msg.body, sequence);
     }
     for (const key of previous.keys()) {
       if (!next.has(key)) this.#changed(key, undefined, sequence);
@@ -562,8 +579,6 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
         );
         continue;
       }
-      // Anything from the server proves it alive.
-      this.#armExpiry();
       if (!connection.heard) {
         connection.heard = true;
         this.#requestSnapshot(connection);
@@ -577,12 +592,16 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
         connection.buffered.push(msg);
         continue;
       }
+      // Anything the server publishes proves it alive once it has served us a snapshot.
+      this.#armExpiry();
       this.#apply(connection, msg);
     }
   }
 
   /** ACTIVE: applies an update whose sequence is new; HUGZ only proves liveness (C4). */
   #apply(connection: Connection, msg: KvMsg): void {
+    // A gap found in what was buffered during the snapshot started a new sync: drop the rest.
+    if (this.#connection !== connection) return;
     if (msg.key === HUGZ) {
       if (this.subtree === "" && msg.sequence > this.#sequence)
         this.#gap(connection, this.#sequence + 1, msg.sequence);

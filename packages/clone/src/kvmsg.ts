@@ -282,7 +282,8 @@ function decodeKey(frame: Buffer): string {
   return decodeUtf8(frame, "key is not UTF-8");
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the key or property, not a byte-order mark to drop.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function decodeUtf8(frame: Buffer, reason: string): string {
   try {

@@ -174,8 +174,8 @@ const MAX_SEEN = 100_000;
  * copies (B5); the passive's snapshot fetch is asynchronous with a timeout and retry (B7); the
  * map always exists (B8); the peer subscriber is open only while passive (B9); the state change
  * runs before the vote is served, replayed entries are published, empty subtrees answered and
- * malformed requests dropped (B10); updates without UUID never match (B12); peer endpoints are
- * configurable (B14).
+ * malformed requests dropped (B10); a passive keeps no update without UUID, which it could not
+ * match (B12); peer endpoints are configurable (B14).
  *
  * @example
  * ```ts
@@ -187,6 +187,8 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
   /** `"primary"`, `"backup"`, or `undefined` for a standalone server. */
   readonly role: BinaryStarRole | undefined;
   readonly #endpoints: CloneServerEndpoints;
+  /** The endpoints as bound (real ports), kept so they stay readable after close. */
+  #bound: CloneServerEndpoints | undefined;
   readonly #peer: { snapshot: string; publisher: string } | undefined;
   readonly #options: {
     hugzIntervalMs: number;
@@ -309,6 +311,14 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
       } else {
         await server.#startPair(options, server.role);
       }
+      server.#bound = {
+        snapshot:
+          server.#bstar?.endpoints.voter ??
+          server.#snapshotRouter?.lastEndpoint ??
+          server.#endpoints.snapshot,
+        publisher: server.#publisher.lastEndpoint ?? server.#endpoints.publisher,
+        collector: server.#collector.lastEndpoint ?? server.#endpoints.collector,
+      };
     } catch (error) {
       await server.close();
       throw error;
@@ -328,16 +338,12 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
     return this.#sequence;
   }
 
-  /** The bound endpoints, with real ports. */
+  /**
+   * The bound endpoints, with real ports. Still readable once closed (for example in a
+   * `'fatal'` listener), when the sockets themselves can no longer be asked.
+   */
   get endpoints(): CloneServerEndpoints {
-    return {
-      snapshot:
-        this.#bstar?.endpoints.voter ??
-        this.#snapshotRouter?.lastEndpoint ??
-        this.#endpoints.snapshot,
-      publisher: this.#publisher.lastEndpoint ?? this.#endpoints.publisher,
-      collector: this.#collector.lastEndpoint ?? this.#endpoints.collector,
-    };
+    return { ...(this.#bound ?? this.#endpoints) };
   }
 
   /** The stored value of `key` (a copy), or `undefined`. */
@@ -554,8 +560,14 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
       }
       // Passive or still waiting: the active publishes this; remember it until we see that.
       const uuid = msg.uuid?.toString("hex");
-      if (uuid !== undefined && this.#seen.delete(uuid)) continue; // already published and mirrored
-      this.#addPending(uuid ?? `no-uuid-${this.#pending.size}-${this.#clock.now()}`, msg);
+      if (uuid === undefined) {
+        // B12: nothing tells whether the active published it, so a replay at failover could
+        // apply it twice, or over a newer value. Only the active applies such updates.
+        this.#drop("no uuid, not kept for failover", "collector", "");
+        continue;
+      }
+      if (this.#seen.delete(uuid)) continue; // already published and mirrored
+      this.#addPending(uuid, msg);
     }
   }
 
@@ -704,6 +716,7 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
       const dealer = new Dealer({ linger: 0 });
       const receiver = new Receiver(dealer, { capacity: 1000 });
       const map = new Map<string, Stored>();
+      const requestedAt = this.#clock.now();
       try {
         dealer.connect(peer);
         await dealer.send(encodeSnapshotRequest(""));
@@ -715,7 +728,7 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
             }),
           );
           if (msg.key === KTHXBAI) {
-            this.#installSnapshot(map, msg.sequence);
+            this.#installSnapshot(map, msg.sequence, requestedAt);
             return;
           }
           const ttl = ttlSeconds(msg);
@@ -735,7 +748,11 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
     }
   }
 
-  #installSnapshot(map: Map<string, Stored>, sequence: number): void {
+  /**
+   * Installs the active's snapshot, requested at `requestedAt`, then applies the publications
+   * that arrived meanwhile.
+   */
+  #installSnapshot(map: Map<string, Stored>, sequence: number, requestedAt: number): void {
     this.#map = map;
     this.#sequence = sequence;
     this.#synced = true;
@@ -744,6 +761,11 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
     for (const stored of map.values()) {
       const uuid = stored.msg.uuid?.toString("hex");
       if (uuid !== undefined) this.#pending.delete(uuid);
+    }
+    // So were those collected before we asked, even when a newer value of their key replaced
+    // them in the snapshot (no uuid left to match): the active, alive to answer, had them too.
+    for (const [uuid, entry] of this.#pending) {
+      if (entry.at <= requestedAt) this.#pending.delete(uuid);
     }
     const buffered = this.#buffered;
     this.#buffered = [];

@@ -115,6 +115,8 @@ const server = defineCommand({
       );
       ctx.onShutdown(() => clearInterval(timer));
     }
+    // A standalone server is active from start(), before the listener above existed.
+    if (role === undefined) ctx.logger.info(`${clone.mode} (STANDALONE)`);
     const { snapshot, publisher, collector } = clone.endpoints;
     ctx.ready(
       `${role ?? "standalone"}, snapshot ${snapshot}, publisher ${publisher}, collector ${collector}`,
@@ -192,8 +194,8 @@ const client = defineCommand({
       ...(o["server-ttl"] !== undefined ? { serverTtlMs: o["server-ttl"] } : {}),
     });
     ctx.onShutdown(() => map.close());
-    map.on("failover", ({ from, to }) =>
-      ctx.logger.warn(`no HUGZ from ${from}, failing over to ${to}`),
+    map.on("failover", ({ from, to, reason }) =>
+      ctx.logger.warn(`${reason} (${from}), failing over to ${to}`),
     );
     map.on("synced", ({ server: from, keys, sequence }) =>
       ctx.logger.info(`synchronised from ${from}: ${keys} keys, sequence ${sequence}`),

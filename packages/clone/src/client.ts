@@ -103,8 +103,11 @@ export interface CloneClientEvents {
   change: [CloneChange];
   /** A snapshot was loaded from `server`; the map now mirrors that server. */
   synced: [{ server: string; keys: number; sequence: number }];
-  /** The current server was silent for the server TTL: the client moves to `to`. */
-  failover: [{ from: string; to: string }];
+  /**
+   * The current server was silent for the server TTL (`reason` says whether the client was
+   * following it or waiting for its snapshot): the client moves to `to`.
+   */
+  failover: [{ from: string; to: string; reason: string }];
   /**
    * Updates were missed (a hole in the sequence): `expected` is the sequence the client waited
    * for, `got` that of the update or HUGZ that revealed the hole. A resync follows unless `onGap`
@@ -634,7 +637,10 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
   #armExpiry(): void {
     this.#expiry?.cancel();
     this.#expiry = this.#clock.setTimeout(
-      () => this.#failover("no HUGZ from the server"),
+      () =>
+        this.#failover(
+          this.#state === "active" ? "no HUGZ from the server" : "no snapshot from the server",
+        ),
       this.#options.serverTtlMs,
     );
   }
@@ -646,7 +652,7 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
     this.#index = (this.#index + 1) % this.servers.length;
     const to = this.server;
     this.#logger.warn(`${reason}, failing over`, { from, to });
-    this.emit("failover", { from, to });
+    this.emit("failover", { from, to, reason });
     this.#connect();
   }
 

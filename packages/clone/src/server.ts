@@ -29,6 +29,7 @@ import {
   ProtocolError,
   Receiver,
   SendQueue,
+  sleep,
   systemClock,
   TimeoutError,
   type TimerHandle,
@@ -739,6 +740,13 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
         const why = error instanceof TimeoutError ? "timed out" : reasonOf(error);
         this.#logger.warn("snapshot from the active failed, asking again", { peer, reason: why });
         this.#dropped.increment(`snapshot fetch ${why}`);
+        if (!(error instanceof TimeoutError)) {
+          // A malformed answer would come again at once: pause before asking again.
+          await sleep(this.#options.hugzIntervalMs, {
+            signal: controller.signal,
+            clock: this.#clock,
+          }).catch(() => {});
+        }
       } finally {
         receiver.close();
         closeSocket(dealer);

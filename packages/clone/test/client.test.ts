@@ -481,7 +481,11 @@ describe("CloneClient against a scripted server", () => {
     const c = await syncedClient({ servers: [fake.address], serverTtlMs: 400 });
     const failover = nextEvent(c, "failover");
     fake.beating = false;
-    expect(await failover).toEqual({ from: fake.address, to: fake.address });
+    expect(await failover).toEqual({
+      from: fake.address,
+      to: fake.address,
+      reason: "no HUGZ from the server",
+    });
     fake.beating = true;
     await fake.request(2);
     await waitFor(() => c.state === "active", "active again");
@@ -507,7 +511,11 @@ describe("CloneClient failover (3.9.3)", () => {
     const closedAt = performance.now();
     await writer.delete("/b");
     await writer.set("/c", "2");
-    expect(await failover).toEqual({ from: addresses[0], to: addresses[1] });
+    expect(await failover).toEqual({
+      from: addresses[0],
+      to: addresses[1],
+      reason: "no HUGZ from the server",
+    });
     expect(await synced).toMatchObject({ keys: 2, sequence: 5 });
     // Server TTL, then the vote (the backup's peer expiry is long past) and the snapshot.
     expect(performance.now() - closedAt).toBeLessThan(serverTtlMs + 5000);
@@ -537,7 +545,11 @@ describe("CloneClient failover (3.9.3)", () => {
     const c = client({ servers: [addresses[1], addresses[0]], serverTtlMs: 1000 });
     const failover = nextEvent(c, "failover");
     await c.synced();
-    expect(await failover).toEqual({ from: addresses[1], to: addresses[0] });
+    expect(await failover).toEqual({
+      from: addresses[1],
+      to: addresses[0],
+      reason: "no snapshot from the server",
+    });
     expect(c.server).toBe(addresses[0]);
     expect(primary.mode).toBe("active");
     expect(backup.mode).toBe("passive");

@@ -120,6 +120,25 @@ const client = defineCommand({
       placeholder: "ms",
       description: "give up on a request after this long (default: the model's)",
     },
+    "attempt-timeout": {
+      type: "number",
+      min: 1,
+      placeholder: "ms",
+      description:
+        "models 1 and 3: time one server gets before the request moves on (default: model 1 1000, model 3 the timeout / servers)",
+    },
+    "ping-interval": {
+      type: "number",
+      min: 1,
+      placeholder: "ms",
+      description: "model 3: ping a silent server this often (default: 2000)",
+    },
+    "server-ttl": {
+      type: "number",
+      min: 1,
+      placeholder: "ms",
+      description: "model 3: a server silent this long counts as gone (default: 6000)",
+    },
     body: {
       type: "string",
       default: "random name",
@@ -137,6 +156,9 @@ const client = defineCommand({
       model,
       endpoints: ctx.positionals,
       ...(o.timeout !== undefined ? { timeoutMs: o.timeout } : {}),
+      ...(o["attempt-timeout"] !== undefined ? { attemptTimeoutMs: o["attempt-timeout"] } : {}),
+      ...(o["ping-interval"] !== undefined ? { pingIntervalMs: o["ping-interval"] } : {}),
+      ...(o["server-ttl"] !== undefined ? { serverTtlMs: o["server-ttl"] } : {}),
     });
     ctx.onShutdown(() => freelance.close());
     freelance.on("failover", ({ sequence, from, reason }) =>

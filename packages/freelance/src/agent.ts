@@ -31,8 +31,10 @@ interface Server {
   expiresAt: number;
   /** When to ping next, if nothing is heard before. */
   pingAt: number;
-  /** The connection is up (handshake seen, no disconnect since): a send can reach it. */
-  routable: boolean;
+  /** The connection is up: handshake seen, no disconnect since. */
+  connected: boolean;
+  /** A send to it failed although connected: passed over until a ping to it goes through. */
+  unreachable: boolean;
   /** An attempt on it timed out: passed over until it is heard from again. */
   suspect: boolean;
 }
@@ -49,9 +51,13 @@ interface Flight {
 
 type Request = PendingRequest<Flight>;
 
+/** How soon a connected server whose send failed is probed again (see `#unreachable`). */
+const PROBE_DELAY_MS = 10;
+
 /**
- * The model-three agent: one ROUTER (`mandatory`, `immediate`, no send timeout, linger 0)
- * connected to every server and addressing each by its identity, the endpoint string.
+ * The model-three agent: one ROUTER (`mandatory`, `immediate`, `sendTimeout` 0 so a send never
+ * waits, linger 0) connected to every server and addressing each by its identity, the endpoint
+ * string.
  *
  * Liveness: a server is pinged when it connects and then whenever it has been silent for the
  * ping interval; anything it sends proves it alive; silence for the TTL marks it gone.
@@ -59,10 +65,10 @@ type Request = PendingRequest<Flight>;
  * Routing: each request goes to the first usable server in connect order (connected, not timed
  * out, heard from or still within its first TTL). A request moves on to the next server when
  * its attempt times out (the timed-out server is then passed over until it answers again), when
- * the send finds the server unreachable, or when its connection drops; after every usable server
- * was tried once it starts another round. No request is ever sent twice to the same server in a
- * round, and nothing is resent on other wake-ups (fix 2.6.1). Without a usable server a request
- * waits for one until its deadline.
+ * the send finds the server unreachable (then passed over until a ping to it goes through), or
+ * when its connection drops; after every usable server was tried once it starts another round.
+ * No request is ever sent twice to the same server in a round, and nothing is resent on other
+ * wake-ups (fix 2.6.1). Without a usable server a request waits for one until its deadline.
  */
 export class FlpAgent implements Engine {
   readonly #context: EngineContext;
@@ -87,16 +93,23 @@ export class FlpAgent implements Engine {
 
   connect(endpoint: string): void {
     const now = this.#context.clock.now();
-    this.#servers.set(endpoint, {
+    // An inproc connection has no handshake and reports no socket events: it counts as
+    // connected at once, and a failed ping (no peer bound yet) marks it unreachable until a
+    // later ping goes through.
+    const inproc = endpoint.startsWith("inproc://");
+    const server: Server = {
       endpoint,
       identity: Buffer.from(endpoint),
       alive: false,
       expiresAt: now + this.#context.serverTtlMs,
       pingAt: now,
-      routable: false,
+      connected: inproc,
+      unreachable: false,
       suspect: false,
-    });
+    };
+    this.#servers.set(endpoint, server);
     this.#socket.connect(endpoint);
+    if (inproc) this.#ping(server, now);
   }
 
   request(body: Buffer[], timeoutMs: number | undefined, signal?: AbortSignal): Promise<Buffer[]> {
@@ -147,7 +160,7 @@ export class FlpAgent implements Engine {
   // --- routing ---------------------------------------------------------------------------------
 
   #usable(server: Server, now: number): boolean {
-    return server.routable && !server.suspect && now < server.expiresAt;
+    return server.connected && !server.unreachable && !server.suspect && now < server.expiresAt;
   }
 
   /** Sends the request to the next server of its round, or parks it until one is usable. */
@@ -177,8 +190,7 @@ export class FlpAgent implements Engine {
     });
     this.#schedule(flight.current.deadline);
     this.#socket.send([target.identity, ...flight.message]).catch(() => {
-      // EHOSTUNREACH: the connection is gone (or not up yet); the next handshake restores it.
-      target.routable = false;
+      this.#unreachable(target);
       if (flight.current?.server === target) this.#failover(request, "unreachable");
     });
   }
@@ -209,7 +221,8 @@ export class FlpAgent implements Engine {
   #onConnected(address: string): void {
     const server = this.#servers.get(address);
     if (!server || this.#closed) return;
-    server.routable = true;
+    server.connected = true;
+    server.unreachable = false;
     this.#ping(server, this.#context.clock.now());
     this.#resume();
   }
@@ -217,7 +230,7 @@ export class FlpAgent implements Engine {
   #onDisconnected(address: string): void {
     const server = this.#servers.get(address);
     if (!server || this.#closed) return;
-    server.routable = false;
+    server.connected = false;
     // Whatever was sent to it is lost with the connection: move on now, not after a timeout.
     for (const request of [...this.#table.values()]) {
       if (request.data.current?.server === server) this.#failover(request, "disconnected");
@@ -233,7 +246,8 @@ export class FlpAgent implements Engine {
         return; // closed
       }
       const [identity, ...message] = frames as [Buffer, ...Buffer[]];
-      const server = this.#servers.get(identity.toString("latin1"));
+      // Identities are the endpoint's UTF-8 bytes; the byte comparison rejects lossy decodes.
+      const server = this.#servers.get(identity.toString("utf8"));
       if (server === undefined || !server.identity.equals(identity)) {
         // The reference asserts here (fix 2.6.6): a server whose identity is not the endpoint
         // we connected to, e.g. "tcp://localhost:5555" reached as "tcp://127.0.0.1:5555".
@@ -268,7 +282,8 @@ export class FlpAgent implements Engine {
     const wasUsable = this.#usable(server, now);
     server.expiresAt = now + this.#context.serverTtlMs;
     server.pingAt = now + this.#context.pingIntervalMs;
-    server.routable = true;
+    server.connected = true;
+    server.unreachable = false;
     server.suspect = false;
     if (!server.alive) {
       server.alive = true;
@@ -282,9 +297,28 @@ export class FlpAgent implements Engine {
   #ping(server: Server, now: number): void {
     server.pingAt = now + this.#context.pingIntervalMs;
     this.#schedule(server.pingAt);
-    this.#socket.send([server.identity, ...encodePing()]).catch(() => {
-      server.routable = false;
-    });
+    this.#socket.send([server.identity, ...encodePing()]).then(
+      () => {
+        if (!server.unreachable) return;
+        server.unreachable = false;
+        this.#resume();
+      },
+      () => this.#unreachable(server),
+    );
+  }
+
+  /**
+   * A send to `server` failed (EHOSTUNREACH). Right after a handshake this is usually transient:
+   * libzmq takes a new connection into the ROUTER only when it next processes commands, which it
+   * skips for sends less than about a millisecond apart. So the server is passed over and probed
+   * again with a ping soon; if that fails too (say, its identity is not its endpoint), it is
+   * probed every ping interval from then on.
+   */
+  #unreachable(server: Server): void {
+    if (this.#closed || !server.connected || server.unreachable) return;
+    server.unreachable = true;
+    server.pingAt = this.#context.clock.now() + PROBE_DELAY_MS;
+    this.#schedule(server.pingAt);
   }
 
   // --- the tickless timer ----------------------------------------------------------------------
@@ -312,8 +346,8 @@ export class FlpAgent implements Engine {
         this.#context.logger.warn("server is gone", { endpoint: server.endpoint });
         this.#context.emit("serverDown", { endpoint: server.endpoint });
       }
-      if (server.routable && now >= server.pingAt) this.#ping(server, now);
-      if (server.routable) next = Math.min(next, server.pingAt);
+      if (server.connected && now >= server.pingAt) this.#ping(server, now);
+      if (server.connected) next = Math.min(next, server.pingAt);
       if (server.alive) next = Math.min(next, server.expiresAt);
     }
     for (const request of [...this.#table.values()]) {
@@ -322,7 +356,7 @@ export class FlpAgent implements Engine {
       if (now >= current.deadline) {
         // No answer in time: pass this server over until it answers a ping (sent right away).
         current.server.suspect = true;
-        if (current.server.routable) this.#ping(current.server, now);
+        if (current.server.connected) this.#ping(current.server, now);
         this.#failover(request, "timeout");
       }
       const after = request.data.current;

@@ -218,7 +218,14 @@ export class FreelanceClient extends EventEmitter<FreelanceClientEvents> impleme
         : this.model === 2
           ? new Model2Engine(context)
           : new FlpAgent(context);
-    for (const endpoint of options.endpoints ?? []) this.connect(endpoint);
+    try {
+      for (const endpoint of options.endpoints ?? []) this.connect(endpoint);
+    } catch (error) {
+      // A bad endpoint must not leave the engine's socket open (it would keep the process alive).
+      this.#closed = true;
+      this.#engine.close();
+      throw error;
+    }
   }
 
   /** The servers connected so far, in order of preference. */

@@ -19,7 +19,8 @@ import type { Engine, EngineContext, FreelanceClientStats } from "./client.js";
  * Tries the servers in order, one attempt each, or `retries` attempts when there is only one
  * server (the Guide's flclient1). Every attempt uses a new REQ socket that is always closed
  * (linger 0), so a late reply can never be read as the answer to a later attempt. Requests run
- * one at a time, in call order.
+ * one at a time, in call order; a request's timeout and abort signal count from the call, so one
+ * waiting behind another still gives up on time.
  */
 export class Model1Engine implements Engine {
   readonly #context: EngineContext;
@@ -44,13 +45,16 @@ export class Model1Engine implements Engine {
     this.#counts.requests += 1;
     this.#pending += 1;
     const sequence = ++this.#sequence;
-    const run = this.#queue.then(() =>
-      this.#run(sequence, body, timeoutMs ?? this.#context.timeoutMs, signal),
-    );
-    const done = run.finally(() => {
+    const limit = timeoutMs ?? this.#context.timeoutMs;
+    // The time limit counts from the call, queueing included.
+    const deadline =
+      limit === undefined ? Number.POSITIVE_INFINITY : this.#context.clock.now() + limit;
+    const turn = this.#queue;
+    const done = this.#run(sequence, body, turn, deadline, limit, signal).finally(() => {
       this.#pending -= 1;
     });
-    this.#queue = done.catch(() => {});
+    // The next request waits for every earlier one, including one that gave up while queued.
+    this.#queue = Promise.all([turn, done.catch(() => {})]);
     return done;
   }
 
@@ -72,12 +76,15 @@ export class Model1Engine implements Engine {
   async #run(
     sequence: number,
     body: Buffer[],
+    turn: Promise<unknown>,
+    deadline: number,
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Buffer[]> {
     const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
     const clock = this.#context.clock;
-    const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : clock.now() + timeoutMs;
+    // Out of time already when its turn comes: abandoned without sending anything.
+    const inTime = await this.#waitTurn(turn, stop, deadline);
     const plan =
       this.#endpoints.length === 1
         ? Array.from({ length: this.#context.retries }, () => this.#endpoints[0] as string)
@@ -87,7 +94,10 @@ export class Model1Engine implements Engine {
     for (const [index, endpoint] of plan.entries()) {
       if (stop.aborted) throw abortReason(stop);
       const remaining = deadline - clock.now();
-      if (remaining <= 0) break;
+      if (!inTime || remaining <= 0) break;
+      // An attempt given all the time left is the last one, whatever the clock says when it
+      // times out (timers may fire a few milliseconds early).
+      const last = remaining <= attemptTimeoutMs;
       attempts += 1;
       const reply = await this.#attempt(
         sequence,
@@ -101,6 +111,7 @@ export class Model1Engine implements Engine {
         this.#counts.replies += 1;
         return reply;
       }
+      if (last) break;
       const next = plan[index + 1];
       if (next !== undefined) {
         this.#context.logger.info("no reply, trying the next server", { endpoint, next });
@@ -114,6 +125,28 @@ export class Model1Engine implements Engine {
       attempts,
       limit,
     );
+  }
+
+  /**
+   * Waits until the requests before this one are done; a request waiting in line stops waiting
+   * at once on abort or close, and at its deadline. Resolves false when the deadline came first.
+   */
+  #waitTurn(turn: Promise<unknown>, stop: AbortSignal, deadline: number): Promise<boolean> {
+    if (stop.aborted) return Promise.resolve(true);
+    const clock = this.#context.clock;
+    return new Promise<boolean>((resolve) => {
+      const go = (inTime: boolean) => {
+        timer?.cancel();
+        stop.removeEventListener("abort", onAbort);
+        resolve(inTime);
+      };
+      const onAbort = () => go(true);
+      const timer = Number.isFinite(deadline)
+        ? clock.setTimeout(() => go(false), deadline - clock.now())
+        : undefined;
+      stop.addEventListener("abort", onAbort, { once: true });
+      void turn.then(() => go(true));
+    });
   }
 
   /** One attempt on a fresh REQ socket: the reply, or `undefined` on timeout. */

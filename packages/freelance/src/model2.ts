@@ -9,6 +9,9 @@ import type { Engine, EngineContext, FreelanceClientStats } from "./client.js";
 import { type PendingRequest, PendingTable } from "./pending.js";
 import { decodeModel2Reply, encodeModel2Request } from "./protocol.js";
 
+/** How long after a handshake the copies still waiting for a server are sent again. */
+const FLUSH_AGAIN_MS = 10;
+
 interface Shot {
   message: Buffer[];
   /** Copies still to send: more than zero while no server could take them. */
@@ -22,7 +25,8 @@ interface Shot {
  *
  * The DEALER is `immediate` (fix 2.6.10), so copies go only to servers whose connection is up
  * rather than queueing for a dead server that would receive them all when it came back. When no
- * server is connected the copies wait for the next handshake, within the request's timeout.
+ * server is connected the copies wait for the next handshake (and, should the new connection
+ * not be taken in yet, are tried once more shortly after it), within the request's timeout.
  */
 export class Model2Engine implements Engine {
   readonly #context: EngineContext;
@@ -41,7 +45,13 @@ export class Model2Engine implements Engine {
       context.maxPending,
       () => `${this.#servers} server(s)`,
     );
-    this.#socket.events.on("handshake", () => this.#flush());
+    this.#socket.events.on("handshake", () => {
+      this.#flush();
+      // libzmq takes a new connection into the DEALER lazily (it skips command processing for
+      // sends less than about a millisecond apart), so sends made around the handshake can still
+      // find no connection: look again shortly.
+      context.clock.setTimeout(() => this.#flush(), FLUSH_AGAIN_MS);
+    });
     void this.#receive();
   }
 

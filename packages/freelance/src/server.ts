@@ -69,7 +69,7 @@ export interface FreelanceServerOptions {
 
 /** Events of {@link FreelanceServer}. */
 export interface FreelanceServerEvents {
-  /** A request was answered. */
+  /** A request was answered (its reply queued for the socket). */
   reply: [{ from: string }];
   /** A 10/FLP PING was answered with PONG. */
   ping: [{ from: string }];
@@ -135,6 +135,12 @@ export class FreelanceServer extends EventEmitter<FreelanceServerEvents> impleme
     this.model = options.model;
     this.#bind = checkEndpoint("bind", options.bind ?? DEFAULT_SERVER_ENDPOINT);
     if (this.model === 3) {
+      if (options.identity === undefined && /:(\*|0)$/.test(this.#bind)) {
+        // The port is only known once bound, but the identity must be set before binding.
+        throw new InvalidArgumentError(
+          `model 3 needs an identity when the bind endpoint has no fixed port (${this.#bind}): give the endpoint clients will connect to`,
+        );
+      }
       this.identity = checkEndpoint(
         "identity",
         options.identity ?? identityForEndpoint(this.#bind),
@@ -234,8 +240,8 @@ export class FreelanceServer extends EventEmitter<FreelanceServerEvents> impleme
       const command = decodeFlpCommand(message);
       if (command.type === "ping") {
         this.#counts.pings += 1;
-        this.#send([identity, ...encodePong()]);
-        this.emit("ping", { from: identityKey(identity) });
+        if (this.#send([identity, ...encodePong()]))
+          this.emit("ping", { from: identityKey(identity) });
         return;
       }
       this.#run(identity, command.body, (reply) => [
@@ -273,8 +279,7 @@ export class FreelanceServer extends EventEmitter<FreelanceServerEvents> impleme
           ? [toFrame(reply)]
           : reply.map(toFrame);
       if (frames.length === 0) throw new ProtocolError("handler returned no frame");
-      this.#send(frame(frames));
-      this.emit("reply", { from });
+      if (this.#send(frame(frames))) this.emit("reply", { from });
     };
     const fail = (error: unknown) => {
       this.#counts.handlerErrors += 1;
@@ -298,10 +303,12 @@ export class FreelanceServer extends EventEmitter<FreelanceServerEvents> impleme
     finish();
   }
 
-  #send(frames: Buffer[]): void {
-    if (this.#out.closed) return;
-    if (!this.#out.trySend(frames))
-      this.#drop("send queue full", identityKey(frames[0] ?? Buffer.alloc(0)));
+  /** Queues `frames` for the socket; false when closed or when the queue is full (dropped). */
+  #send(frames: Buffer[]): boolean {
+    if (this.#out.closed) return false;
+    if (this.#out.trySend(frames)) return true;
+    this.#drop("send queue full", identityKey(frames[0] ?? Buffer.alloc(0)));
+    return false;
   }
 
   #drop(reason: string, from: string): void {

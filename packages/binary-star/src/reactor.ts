@@ -139,6 +139,15 @@ export interface BinaryStarOptions {
    * replies for good. Default 5,000 ms.
    */
   sendTimeoutMs?: number;
+  /**
+   * How the voter ROUTER queues replies. By default it is `mandatory` (a reply to a client that
+   * is gone fails and is counted) with the usual high-water mark of 1,000 messages per client, a
+   * reply to a client at that mark waiting up to `sendTimeoutMs`. An application that streams
+   * long answers to several clients at once (Clone's snapshots) should turn `mandatory` off and
+   * lift the mark (`sendHighWaterMark: 0`, no limit): a mandatory ROUTER signals room to write
+   * while any client has room, so one full client would stall the others until the timeout.
+   */
+  voterQueue?: { mandatory?: boolean; sendHighWaterMark?: number };
   /** Monotonic clock for heartbeats and the peer expiry (fix 1.11.7). Default: the system clock. */
   clock?: Clock;
   /** Where to log. Default: quiet unless `ZMQ_PATTERNS_DEBUG` enables `binary-star:<role>`. */
@@ -286,7 +295,8 @@ export class BinaryStar extends EventEmitter<BinaryStarEvents> implements Closea
     // at its high-water mark makes the reply wait (up to the send timeout) instead of vanishing.
     this.#voter = this.#stack.socket(
       new Router({
-        mandatory: true,
+        mandatory: options.voterQueue?.mandatory ?? true,
+        sendHighWaterMark: checkHighWaterMark(options.voterQueue?.sendHighWaterMark ?? 1000),
         sendTimeout: checkDuration("sendTimeoutMs", options.sendTimeoutMs ?? 5000),
       }),
     );
@@ -547,4 +557,13 @@ function reasonOf(error: unknown, detail = false): string {
   if (error instanceof ProtocolError) return error.reason;
   if (detail && error instanceof Error) return error.message;
   return "undecodable message";
+}
+
+function checkHighWaterMark(value: number): number {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new InvalidArgumentError(
+      `voterQueue.sendHighWaterMark must be an integer >= 0, got ${String(value)}`,
+    );
+  }
+  return value;
 }

@@ -18,6 +18,7 @@ import {
   type Logger,
   ProtocolError,
   QueueFullError,
+  SendQueue,
   systemClock,
   TimeoutError,
   type TimerHandle,
@@ -184,6 +185,7 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
   readonly #logger: Logger;
   /** Updates to every server's collector. */
   readonly #publisher: Publisher;
+  readonly #toPublisher: SendQueue;
   readonly #dropped = new Counters();
   readonly #confirmations = new Map<string, Confirmation>();
   readonly #iterators = new Set<ChangeQueue>();
@@ -237,6 +239,7 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
     // restarts is not fed stale copies of updates its peer handled meanwhile (it would take them
     // for new ones and could replay them over newer values at the next failover).
     this.#publisher = new Publisher({ linger: 0, immediate: true });
+    this.#toPublisher = new SendQueue(this.#publisher, { capacity: 10_000 });
     for (const server of this.#endpoints) this.#publisher.connect(server.collector);
     this.#connect();
   }
@@ -379,6 +382,7 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
     this.#expiry?.cancel();
     this.#waitTimer?.cancel();
     this.#disconnect();
+    this.#toPublisher.close();
     closeSocket(this.#publisher);
     const closed = new ClosedError("client closed");
     for (const [uuid, confirmation] of this.#confirmations) {
@@ -432,9 +436,16 @@ export class CloneClient extends EventEmitter<CloneClientEvents> implements Clos
           this.#confirmations.set(uuid, { resolve, reject, timer });
         })
       : undefined;
+    // Settled below in any case; until then a rejection (close, timeout) must not go unhandled.
+    confirmed?.catch(() => {});
     // PUB never blocks: with no collector connected the update is gone, and the confirmation
-    // times out.
-    await this.#publisher.send(msg.encode());
+    // times out. Sends are queued, since a socket takes one send at a time.
+    try {
+      await this.#toPublisher.send(msg.encode());
+    } catch (error) {
+      if (this.#closed) throw new ClosedError("client closed");
+      throw error;
+    }
     await confirmed;
   }
 

@@ -155,6 +155,8 @@ type SnapshotWriter = Pick<BinaryStarVoter, "write">;
 
 const MAX_BUFFERED_UPDATES = 100_000;
 const MAX_SEEN = 100_000;
+/** Snapshot requests waiting to be streamed at most; more are dropped (and counted). */
+const MAX_QUEUED_SNAPSHOTS = 100;
 
 /**
  * A Clone server (spec 3.4-3.8). Clients' updates arrive on the collector (a SUB at P+2, so one
@@ -221,6 +223,9 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
   /** Peer publications received before the passive's snapshot completed. */
   #buffered: KvMsg[] = [];
   #fetch: AbortController | undefined;
+  /** Snapshots are streamed one after another (see `#serveSnapshot`). */
+  #snapshotChain: Promise<void> = Promise.resolve();
+  #snapshotsQueued = 0;
   #hugzTimer: TimerHandle | undefined;
   #flushTimer: TimerHandle | undefined;
 
@@ -384,7 +389,10 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
   // --- start-up --------------------------------------------------------------------------------
 
   async #startStandalone(): Promise<void> {
-    const router = this.#stack.socket(new Router({ mandatory: true, sendTimeout: 5000 }));
+    // Not mandatory, no high-water mark: a mandatory ROUTER signals room to write while any
+    // requester has room, so one requester with a full queue would stall the others' snapshots.
+    // A snapshot is thus queued whole for its requester (freed if it disconnects).
+    const router = this.#stack.socket(new Router({ sendHighWaterMark: 0 }));
     this.#snapshotRouter = router;
     await router.bind(this.#endpoints.snapshot);
     const queue = new SendQueue(router, { capacity: 1000 });
@@ -417,6 +425,7 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
       clock: this.#clock,
       logger: this.#logger,
       // Only a well-formed ICANHAZ? is a vote: garbage must not make the passive take over.
+      voterQueue: { mandatory: false, sendHighWaterMark: 0 },
       validateRequest: (message) => {
         decodeSnapshotRequest(message.slice(1));
       },
@@ -617,6 +626,10 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
       this.#drop(reasonOf(error), "snapshot", from);
       return;
     }
+    if (this.#snapshotsQueued >= MAX_QUEUED_SNAPSHOTS) {
+      this.#drop("too many snapshot requests", "snapshot", from);
+      return;
+    }
     const now = this.#clock.now();
     const replies: Buffer[][] = [];
     for (const [key, stored] of this.#map) {
@@ -632,14 +645,21 @@ export class CloneServer extends EventEmitter<CloneServerEvents> implements Clos
     replies.push([identity, ...snapshotEnd(this.#sequence, subtree).encode()]);
     this.#counts.snapshotsServed += 1;
     this.emit("snapshot", { to: from, subtree: subtree.toString("utf8"), keys });
-    void (async () => {
-      for (const reply of replies) {
-        if (!(await writer.write(reply))) {
-          this.#drop("snapshot undeliverable", "snapshot", from);
-          return;
+    // One snapshot is queued at a time, whole, so snapshots never interleave.
+    this.#snapshotsQueued += 1;
+    this.#snapshotChain = this.#snapshotChain.then(async () => {
+      try {
+        for (const reply of replies) {
+          if (this.#stack.closed) return;
+          if (!(await writer.write(reply))) {
+            this.#drop("snapshot undeliverable", "snapshot", from);
+            return;
+          }
         }
+      } finally {
+        this.#snapshotsQueued -= 1;
       }
-    })();
+    });
   }
 
   // --- the passive's mirror ----------------------------------------------------------------------

@@ -199,6 +199,14 @@ describe("standalone server: snapshots (3.5)", () => {
     expect(snapshot.entries).toHaveLength(20_000);
     expect(new Set(snapshot.entries.map((m) => m.key)).size).toBe(20_000);
     expect(snapshot.end.sequence).toBe(20_000);
+    // Three requesters at once are served one after the other, each completely.
+    const three = await Promise.all(
+      [1, 2, 3].map(() => fetchSnapshot(server.endpoints.snapshot, "", 45_000)),
+    );
+    for (const each of three) {
+      expect(each.entries).toHaveLength(20_000);
+      expect(each.end.sequence).toBe(20_000);
+    }
     expect(server.stats().dropped).toEqual({});
   });
 });

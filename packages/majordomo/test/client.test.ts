@@ -181,17 +181,21 @@ describe("MajordomoClient on the wire (fake broker)", () => {
 
   it("6.1: a PARTIAL restarts the attempt's timeout", async () => {
     const broker = await fakeBroker();
-    const c = client({ broker: broker.endpoint, version: "0.2", timeoutMs: 200, retries: 1 });
+    // Gaps of a quarter of the timeout leave a loaded machine three quarters of it to stall in;
+    // four of them add up to more than the timeout, which only restarts can survive.
+    const c = client({ broker: broker.endpoint, version: "0.2", timeoutMs: 1600, retries: 1 });
     let partials = 0;
     const reply = c.request("slow", "x", { onPartial: () => partials++ });
     const { id } = await nextRequest(broker);
-    for (let i = 0; i < 4; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 120));
+    const started = performance.now();
+    for (let i = 0; i < 5; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 400));
       await broker.send([id, ...V02.partial("slow", String(i))]);
     }
     await broker.send([id, ...V02.final("slow", "done")]);
     expect((await reply).map(String)).toEqual(["done"]);
-    expect(partials).toBe(4);
+    expect(performance.now() - started).toBeGreaterThan(1600);
+    expect(partials).toBe(5);
   });
 
   it("ENV-6: concurrent requests are sent one at a time", async () => {

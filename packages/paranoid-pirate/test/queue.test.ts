@@ -45,6 +45,25 @@ async function tapWorker(q: ParanoidPirateQueue, ready = true) {
   return worker;
 }
 
+/** Resolves with the reasons of the next `count` drops; register it before causing them. */
+function nextDrops(q: ParanoidPirateQueue, count: number, timeoutMs = 5000): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const reasons: string[] = [];
+    const listener = ({ reason }: { reason: string }): void => {
+      reasons.push(reason);
+      if (reasons.length < count) return;
+      clearTimeout(timer);
+      q.off("dropped", listener);
+      resolve(reasons);
+    };
+    const timer = setTimeout(() => {
+      q.off("dropped", listener);
+      reject(new Error(`${reasons.length} of ${count} drops within ${timeoutMs} ms: ${reasons}`));
+    }, timeoutMs);
+    q.on("dropped", listener);
+  });
+}
+
 /** Receives from a tap, skipping heartbeats. */
 async function nextRequest(tap: Tap, timeoutMs = 10_000): Promise<Buffer[]> {
   const deadline = performance.now() + timeoutMs;
@@ -162,12 +181,30 @@ describe("ParanoidPirateQueue", () => {
       ["C", ""],
       ["", "no address"],
     ];
+    const expected = {
+      "command frame is not one byte": 2,
+      "unknown command": 1,
+      "reply without envelope delimiter": 1,
+      "missing frame: body": 2, // [C][""] from a worker, and a client's [""] (no body)
+      "reply without address": 1,
+      "request without envelope delimiter": 1,
+      "reply from idle worker": 1,
+    };
+    const drops = nextDrops(
+      q,
+      Object.values(expected).reduce((sum, n) => sum + n),
+    );
     for (const frames of garbage) await bad.send(frames);
     const rawClient = track(await Tap.dealer(q.endpoints.frontend));
     await rawClient.send(["no delimiter"]);
     await rawClient.send([""]);
     // A reply from an idle worker is refused too (PP-B7).
     await good.send(["someone", "", "unasked"]);
+    // Every drop is seen before a client request is sent. The queue reads each peer's messages in
+    // turn, not in the order they were sent: were the request dispatched to `good` before the
+    // unasked reply was read, `good` would be busy and that reply would answer the request.
+    await drops;
+    expect(q.stats().dropped).toEqual(expected);
 
     const client = track(
       new LazyPirateClient({ endpoint: q.endpoints.frontend, timeoutMs: 10_000, retries: 1 }),
@@ -176,14 +213,10 @@ describe("ParanoidPirateQueue", () => {
     const request = await nextRequest(good);
     await good.send([request[0] as Buffer, E, "yes"]);
     expect((await reply).map(String)).toEqual(["yes"]);
-    expect(q.stats().dropped).toEqual({
-      "command frame is not one byte": 2,
-      "unknown command": 1,
-      "reply without envelope delimiter": 1,
-      "missing frame: body": 2, // [C][""] from a worker, and a client's [""] (no body)
-      "reply without address": 1,
-      "request without envelope delimiter": 1,
-      "reply from idle worker": 1,
+    expect(q.stats()).toMatchObject({
+      requestsDispatched: 1,
+      repliesForwarded: 1,
+      dropped: expected,
     });
   });
 

@@ -1,10 +1,11 @@
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import {
   allocateAddress,
   type ChildProcessHandle,
   killAllProcesses,
   nodeCommand,
+  type ProcessOutcome,
+  runToCompletion,
   startProcess,
 } from "@zmq-patterns/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
@@ -21,28 +22,9 @@ afterEach(async () => {
   await killAllProcesses();
 });
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the bin to completion (killed after `timeoutMs`) and collects its output. */
-function run(args: string[], timeoutMs = 30_000): Promise<Outcome> {
-  const { command, args: full } = nodeCommand(cli, args);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, full, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: string[], timeoutMs = 30_000): Promise<ProcessOutcome> {
+  return runToCompletion(cli, args, timeoutMs);
 }
 
 /** Timing of the pairs run here: fast heartbeats, a peer expiry with room for a loaded machine. */

@@ -1,10 +1,11 @@
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import {
   allocateAddress,
   type ChildProcessHandle,
   killAllProcesses,
   nodeCommand,
+  type ProcessOutcome,
+  runToCompletion,
   startProcess,
 } from "@zmq-patterns/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
@@ -21,28 +22,9 @@ afterEach(async () => {
   await killAllProcesses();
 });
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the bin to completion (killed after `timeoutMs`) and collects its output. */
-function run(args: string[], timeoutMs = 30_000): Promise<Outcome> {
-  const { command, args: prefix } = nodeCommand(cli, args);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, prefix, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: string[], timeoutMs = 30_000): Promise<ProcessOutcome> {
+  return runToCompletion(cli, args, timeoutMs);
 }
 
 /** Runs the bin, expects it to succeed, and returns its output after the ready line. */
@@ -132,7 +114,7 @@ describe("clone CLI", () => {
       ];
       const outcomes = await Promise.all(cases.map(([args]) => run(args)));
       for (const [i, [args, message]] of cases.entries()) {
-        const outcome = outcomes[i] as Outcome;
+        const outcome = outcomes[i] as ProcessOutcome;
         expect(outcome.code, args.join(" ")).toBe(2);
         expect(outcome.stderr, args.join(" ")).toMatch(message);
       }

@@ -5,6 +5,7 @@ import {
   type ChildProcessHandle,
   killAllProcesses,
   nodeCommand,
+  runToCompletion,
   startProcess,
 } from "../src/testing/index.js";
 
@@ -35,6 +36,19 @@ describe("nodeCommand", () => {
     expect(ts.args[0]).toBe("--import");
     expect(ts.args[1]).toMatch(/tsx/);
     expect(ts.args.slice(2)).toEqual(["--conditions=@zmq-patterns/source", "bin.ts", "--x"]);
+  });
+});
+
+describe("runToCompletion", () => {
+  it("collects stdout, stderr and the exit code of a command that finishes", async () => {
+    const outcome = await runToCompletion(join(fixtures, "testing-exit-with.mjs"), ["3", "a", "b"]);
+    expect(outcome).toEqual({ code: 3, stdout: "out a b\n", stderr: "err a b\n" });
+  });
+
+  it("kills a command that does not finish within the time given", async () => {
+    const outcome = await runToCompletion(join(fixtures, "testing-exit-with.mjs"), ["hang", "x"], 2000);
+    // Killed by SIGKILL: no exit code.
+    expect(outcome.code).toBeNull();
   });
 });
 

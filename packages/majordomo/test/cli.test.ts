@@ -1,9 +1,10 @@
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import {
   allocateAddress,
   killAllProcesses,
   nodeCommand,
+  type ProcessOutcome,
+  runToCompletion,
   startProcess,
   Tap,
 } from "@zmq-patterns/core/testing";
@@ -21,28 +22,9 @@ afterEach(async () => {
   await killAllProcesses();
 });
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the bin to completion (killed after `timeoutMs`) and collects its output. */
-function run(args: string[], timeoutMs = 15_000): Promise<Outcome> {
-  const { command, args: prefix } = nodeCommand(cli, args);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, prefix, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: string[], timeoutMs = 15_000): Promise<ProcessOutcome> {
+  return runToCompletion(cli, args, timeoutMs);
 }
 
 async function fakeBroker(): Promise<Tap<Router>> {

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +5,8 @@ import {
   allocateAddress,
   killAllProcesses,
   nodeCommand,
+  type ProcessOutcome,
+  runToCompletion,
   startProcess,
 } from "@zmq-patterns/core/testing";
 import { MajordomoBroker, MajordomoWorker } from "@zmq-patterns/majordomo";
@@ -29,28 +30,9 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the bin to completion (killed after `timeoutMs`) and collects its output. */
-function run(args: string[], timeoutMs = 20_000): Promise<Outcome> {
-  const { command, args: prefix } = nodeCommand(cli, args);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, prefix, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: string[], timeoutMs = 20_000): Promise<ProcessOutcome> {
+  return runToCompletion(cli, args, timeoutMs);
 }
 
 /** Heartbeats of broker, workers and Titanic: a killed Titanic's workers are expired quickly. */

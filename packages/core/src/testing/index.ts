@@ -19,6 +19,8 @@ export {
   type NodeCommand,
   nodeCommand,
   type OutputLine,
+  type ProcessOutcome,
+  runToCompletion,
   type StartProcessOptions,
   startProcess,
   type WaitForLineOptions,

@@ -486,3 +486,45 @@ function defaultName(command: string, args: readonly string[]): string {
   );
   return basename(script ?? command);
 }
+
+/** How a process run by {@link runToCompletion} ended, and what it printed. */
+export interface ProcessOutcome {
+  /** The exit code, or `null` when a signal ended it. */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `file` with the current Node (as {@link nodeCommand}) until it exits, and collects its
+ * output: for commands that finish on their own, such as a bin's `--help` or a usage error. The
+ * process is killed with SIGKILL after `timeoutMs`, so a command that hangs fails its test
+ * instead of the run.
+ */
+export function runToCompletion(
+  file: string,
+  args: readonly string[] = [],
+  timeoutMs = 30_000,
+): Promise<ProcessOutcome> {
+  const { command, args: full } = nodeCommand(file, args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, full, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}

@@ -46,7 +46,11 @@ describe("runToCompletion", () => {
   });
 
   it("kills a command that does not finish within the time given", async () => {
-    const outcome = await runToCompletion(join(fixtures, "testing-exit-with.mjs"), ["hang", "x"], 2000);
+    const outcome = await runToCompletion(
+      join(fixtures, "testing-exit-with.mjs"),
+      ["hang", "x"],
+      2000,
+    );
     // Killed by SIGKILL: no exit code.
     expect(outcome.code).toBeNull();
   });
